@@ -1,0 +1,221 @@
+"""The ``firewatch`` command line.
+
+Each command loads the settings itself, so that ``firewatch --help`` works on a
+machine with no configuration at all, and a bad setting is reported as one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot import __version__
+from bot.config import ConfigError, Settings, load_settings
+from bot.logging_setup import redact, setup_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("firewatch")
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    setup_logging(settings.log_level, secrets=[settings.token])
+    return settings
+
+
+def _friendly_errors(func: F) -> F:
+    """Turn expected failures into one clear line and a non-zero exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from None
+        except (LookupError, ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(redact(str(exc))) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage import Store, upgrade
+
+    upgrade(settings.db_url)
+    return Store(settings.db_url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="firewatch")
+def main() -> None:
+    """firewatch: fire and smoke alerts from a camera, pushed to Telegram."""
+
+
+@main.command()
+@_friendly_errors
+def run() -> None:
+    """Run the daemon: camera -> detector -> alerts -> Telegram, until SIGTERM/Ctrl-C."""
+    from bot.daemon import run_daemon
+
+    sys.exit(run_daemon(_settings()))
+
+
+# -- database ----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@_friendly_errors
+def db_upgrade() -> None:
+    """Apply the database migrations up to the latest schema."""
+    from storage.db import current_revision, upgrade
+
+    settings = _settings()
+    upgrade(settings.db_url)
+    click.echo(f"database at revision {current_revision(settings.db_url)}")
+
+
+# -- operators ----------------------------------------------------------------------------
+
+
+@main.group()
+def operators() -> None:
+    """Manage the people allowed to use the bot."""
+
+
+@operators.command("add")
+@click.option("--user-id", type=int, required=True, help="Telegram user id.")
+@click.option("--name", required=True)
+@click.option("--admin", is_flag=True, help="Give the admin role.")
+@_friendly_errors
+def operators_add(user_id: int, name: str, admin: bool) -> None:
+    """Add (or reactivate) an operator; alerts go to their private chat."""
+    from storage.models import Role
+
+    store = _store(_settings())
+    op = store.add_operator(user_id, name, Role.ADMIN if admin else Role.OPERATOR)
+    store.add_chat(user_id, title=name)  # a private chat's id is the user's id
+    click.echo(f"operator {op.name} ({op.telegram_user_id}, {op.role.value}) added")
+
+
+@operators.command("list")
+@click.option("--all", "include_inactive", is_flag=True, help="Include removed operators.")
+@_friendly_errors
+def operators_list(include_inactive: bool) -> None:
+    """List operators and how many face templates each has."""
+    store = _store(_settings())
+    ops = store.list_operators(include_inactive=include_inactive)
+    if not ops:
+        click.echo("no operators")
+    for op in ops:
+        faces = len(store.face_templates(op.telegram_user_id))
+        click.echo(f"{op.telegram_user_id:>12}  {op.role.value:<8}  faces={faces}  {op.name}")
+
+
+@operators.command("remove")
+@click.option("--user-id", type=int, required=True)
+@_friendly_errors
+def operators_remove(user_id: int) -> None:
+    """Remove an operator and their face templates (the audit keeps their id)."""
+    store = _store(_settings())
+    if not store.remove_operator(user_id):
+        raise LookupError(f"no operator with user id {user_id}")
+    store.remove_chat(user_id)
+    click.echo(f"operator {user_id} removed")
+
+
+# -- history ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("-n", "--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--since", type=str, default=None, help="Only the last period, e.g. 24h or 7d.")
+@click.option("--class", "class_name", type=click.Choice(["fire", "smoke"]), default=None)
+@_friendly_errors
+def history(limit: int, since: str | None, class_name: str | None) -> None:
+    """Print recent alerts, newest first."""
+    store = _store(_settings())
+    cutoff = datetime.now(timezone.utc) - parse_period(since) if since else None
+    alerts, total = store.recent_alerts(limit=limit, since=cutoff, class_name=class_name)
+    if not alerts:
+        click.echo("no alerts")
+        return
+    for a in alerts:
+        seen = a.first_seen.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"#{a.id:<5} {seen}  {a.camera:<12} {a.class_name:<5} {a.severity or '-':<10} "
+            f"conf={a.peak_confidence:.2f} area={a.peak_area:.1%} {a.status.value}"
+        )
+    click.echo(f"{len(alerts)} of {total}")
+
+
+def parse_period(text: str) -> timedelta:
+    """'24h', '7d', '30m' -> a timedelta (shared by the CLI and the bot's /history)."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"period {text!r} not understood: use e.g. 30m, 24h or 7d")
+    amount = int(text[:-1])
+    if not 0 < amount <= 10_000:
+        raise ValueError(f"period {text!r} out of range")
+    return timedelta(**{units[text[-1]]: amount})
+
+
+# -- vision, models, training -----------------------------------------------------------
+
+
+@main.command()
+@click.argument("source")
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="Detector ONNX file.")
+@click.option("--out-video", type=click.Path(path_type=Path), default=None)
+@click.option("--events", type=click.Path(path_type=Path), default=None, help="JSON-lines output.")
+@click.option("--snapshots", type=click.Path(path_type=Path), default=None)
+@click.option("--fps", type=float, default=None, help="Frame rate for image folders.")
+@_friendly_errors
+def detect(source: str, model: Path | None, out_video: Path | None, events: Path | None,
+           snapshots: Path | None, fps: float | None) -> None:
+    """Run the detection pipeline on a video file, image folder or stream."""
+    from bot.commands import detect_command
+
+    detect_command(_settings(), source, model, out_video, events, snapshots, fps)
+
+
+@main.group()
+def train() -> None:
+    """Train the models (needs the `train` extra)."""
+
+
+@train.command("detector")
+@click.option("--data", type=click.Path(path_type=Path, exists=True), default=None,
+              help="YOLO dataset folder (default: $FIREWATCH_DATA/fire).")
+@click.option("--scale", type=click.Choice(["p", "n"]), default="p", show_default=True)
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run from its last.pt.")
+@click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
+              help="After training, export best.pt to this ONNX file.")
+@_friendly_errors
+def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
+                       export_to: Path | None) -> None:
+    """Train the fire/smoke YOLO detector from scratch (resumable)."""
+    from bot.commands import data_root
+    from training.detector import export_detector, train_detector
+
+    setup_logging("INFO")
+    run = train_detector(data or data_root() / "fire", scale=scale, epochs=epochs, resume=resume)
+    if export_to:
+        click.echo(f"exported {export_detector(run.best, export_to)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

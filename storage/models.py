@@ -1,0 +1,231 @@
+"""The schema. Times are stored as timezone-aware UTC datetimes."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    text as sql_text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """SQLite forgets time zones; store UTC and hand back aware datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use UTC-aware times")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Store the readable value ("false-alarm"), not the Python member name, and use a
+    # CHECK constraint rather than a native enum so migrations stay portable.
+    return Enum(cls, name=name, native_enum=False, validate_strings=True,
+                values_callable=lambda e: [m.value for m in e], length=24)
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+
+
+class AlertStatus(str, enum.Enum):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    FALSE_ALARM = "false-alarm"
+    CLEARED = "cleared"
+
+
+class DeliveryStatus(str, enum.Enum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by the sender; a crash leaves it here (see Store.recover)
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last attempt
+
+
+class DeliveryKind(str, enum.Enum):
+    ALERT = "alert"  # the first photo of an alert
+    ALERT_UPDATE = "alert-update"  # edit the alert's message: new photo and caption
+    ALERT_CLEARED = "alert-cleared"  # edit the caption to say the fire is gone
+    TEXT = "text"  # a plain message (health, summary, lockouts)
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"), default=Role.OPERATOR)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    templates: Mapped[list[FaceTemplate]] = relationship(
+        back_populates="operator", cascade="all, delete-orphan"
+    )
+
+
+class FaceTemplate(Base):
+    __tablename__ = "face_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    encoding: Mapped[bytes] = mapped_column(LargeBinary)  # 128 float64, little-endian
+    photo_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    operator: Mapped[Operator] = relationship(back_populates="templates")
+
+
+class Chat(Base):
+    """A chat that receives alerts (operators' private chats and configured groups)."""
+
+    __tablename__ = "chats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    title: Mapped[str] = mapped_column(String(256), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ArmState(Base):
+    """The system's current arm state: a single row (id 1)."""
+
+    __tablename__ = "arm_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    armed: Mapped[bool] = mapped_column(Boolean, default=True)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    changed_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rearm_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ArmAudit(Base):
+    """Every arm/disarm attempt, successful or not. Append-only (a trigger enforces it)."""
+
+    __tablename__ = "arm_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(16))  # arm | disarm
+    method: Mapped[str] = mapped_column(String(16))  # selfie | cli | auto
+    success: Mapped[bool] = mapped_column(Boolean)
+    face_distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    photo_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    camera: Mapped[str] = mapped_column(String(128))
+    track_id: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    peak_confidence: Mapped[float] = mapped_column(Float)
+    peak_area: Mapped[float] = mapped_column(Float)  # fraction of the frame
+    snapshot_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus, "alert_status"), default=AlertStatus.NEW)
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    acted_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    acted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    pushed: Mapped[bool] = mapped_column(Boolean, default=True)  # False: recorded while disarmed
+
+    deliveries: Mapped[list[Delivery]] = relationship(back_populates="alert")
+
+    __table_args__ = (Index("ix_alerts_camera_track", "camera", "track_id"),)
+
+
+class Delivery(Base):
+    """The outbox: one row per message to send (or edit) in one chat."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[DeliveryKind] = mapped_column(_enum(DeliveryKind, "delivery_kind"))
+    text: Mapped[str] = mapped_column(Text, default="")  # body for TEXT deliveries
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    alert: Mapped[Alert | None] = relationship(back_populates="deliveries")
+
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # The first photo of an alert goes to each chat exactly once, whatever retries
+        # or restarts happen; updates may repeat.
+        Index(
+            "uq_deliveries_first_photo",
+            "alert_id",
+            "chat_id",
+            unique=True,
+            sqlite_where=sql_text("kind = 'alert'"),
+            postgresql_where=sql_text("kind = 'alert'"),
+        ),
+    )
+
+
+class CameraEvent(Base):
+    __tablename__ = "camera_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    camera: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # lost | back | frozen | black
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Snooze(Base):
+    """A camera whose pushes are silenced until a time (the Snooze button)."""
+
+    __tablename__ = "snoozes"
+
+    camera: Mapped[str] = mapped_column(String(128), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    by_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

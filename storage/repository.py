@@ -1,0 +1,545 @@
+"""The operations firewatch performs on its database, one short transaction each.
+
+Objects returned are detached snapshots (``expire_on_commit=False``): read their
+columns freely, but do not follow relationships on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import create_db_engine
+from storage.models import (
+    Alert,
+    AlertStatus,
+    ArmAudit,
+    ArmState,
+    CameraEvent,
+    Chat,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    FaceTemplate,
+    Operator,
+    Role,
+    Snooze,
+    utcnow,
+)
+
+_ARM_ROW = 1
+
+
+class Store:
+    """Repository over one database. Thread-safe: each call opens its own session."""
+
+    def __init__(self, engine_or_url: Engine | str) -> None:
+        self.engine = (
+            create_db_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+        )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- operators and faces -------------------------------------------------------
+
+    def add_operator(self, user_id: int, name: str, role: Role = Role.OPERATOR) -> Operator:
+        """Create the operator, or reactivate and rename an existing one."""
+        with self._tx() as s:
+            op = s.scalar(select(Operator).where(Operator.telegram_user_id == user_id))
+            if op is None:
+                op = Operator(telegram_user_id=user_id, name=name, role=role)
+                s.add(op)
+            else:
+                op.name, op.role, op.active = name, role, True
+            s.flush()
+            return op
+
+    def get_operator(self, user_id: int, *, active_only: bool = True) -> Operator | None:
+        with self._tx() as s:
+            query = select(Operator).where(Operator.telegram_user_id == user_id)
+            if active_only:
+                query = query.where(Operator.active.is_(True))
+            return s.scalar(query)
+
+    def list_operators(self, *, include_inactive: bool = False) -> list[Operator]:
+        with self._tx() as s:
+            query = select(Operator).order_by(Operator.name)
+            if not include_inactive:
+                query = query.where(Operator.active.is_(True))
+            return list(s.scalars(query))
+
+    def remove_operator(self, user_id: int) -> bool:
+        """Delete the operator and their face templates; the audit keeps their user id."""
+        with self._tx() as s:
+            op = s.scalar(select(Operator).where(Operator.telegram_user_id == user_id))
+            if op is None:
+                return False
+            s.delete(op)
+            return True
+
+    def add_face_template(self, user_id: int, encoding: bytes, photo_hash: str) -> FaceTemplate:
+        with self._tx() as s:
+            op = s.scalar(select(Operator).where(Operator.telegram_user_id == user_id))
+            if op is None:
+                raise LookupError(f"no operator with user id {user_id}")
+            template = FaceTemplate(operator_id=op.id, encoding=encoding, photo_hash=photo_hash)
+            s.add(template)
+            s.flush()
+            return template
+
+    def face_templates(self, user_id: int) -> list[bytes]:
+        """Encodings enrolled for this user (active operators only)."""
+        with self._tx() as s:
+            rows = s.scalars(
+                select(FaceTemplate.encoding)
+                .join(Operator)
+                .where(Operator.telegram_user_id == user_id, Operator.active.is_(True))
+                .order_by(FaceTemplate.id)
+            )
+            return list(rows)
+
+    def photo_seen(self, photo_hash: str) -> bool:
+        """Was this exact photo used before, for enrolment or an arm/disarm attempt?"""
+        with self._tx() as s:
+            in_audit = s.scalar(select(func.count()).where(ArmAudit.photo_hash == photo_hash))
+            in_templates = s.scalar(
+                select(func.count()).where(FaceTemplate.photo_hash == photo_hash)
+            )
+            return bool(in_audit or in_templates)
+
+    # -- chats -----------------------------------------------------------------------
+
+    def add_chat(self, chat_id: int, title: str = "") -> Chat:
+        with self._tx() as s:
+            chat = s.scalar(select(Chat).where(Chat.chat_id == chat_id))
+            if chat is None:
+                chat = Chat(chat_id=chat_id, title=title)
+                s.add(chat)
+            else:
+                chat.active, chat.title = True, title or chat.title
+            s.flush()
+            return chat
+
+    def remove_chat(self, chat_id: int) -> bool:
+        with self._tx() as s:
+            result = s.execute(update(Chat).where(Chat.chat_id == chat_id).values(active=False))
+            return bool(result.rowcount)
+
+    def alert_chat_ids(self) -> list[int]:
+        with self._tx() as s:
+            return list(s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id)))
+
+    # -- arm state and audit -----------------------------------------------------------
+
+    def arm_state(self) -> ArmState:
+        """The current state; a new installation starts armed."""
+        with self._tx() as s:
+            return self._arm_row(s)
+
+    @staticmethod
+    def _arm_row(s: Session) -> ArmState:
+        row = s.get(ArmState, _ARM_ROW)
+        if row is None:
+            row = ArmState(id=_ARM_ROW, armed=True)
+            s.add(row)
+            s.flush()
+        return row
+
+    def set_armed(
+        self,
+        armed: bool,
+        *,
+        user_id: int | None,
+        method: str,
+        rearm_at: datetime | None = None,
+        face_distance: float | None = None,
+        photo_hash: str | None = None,
+        detail: str = "",
+    ) -> ArmState:
+        """Change the state and audit the successful attempt in one transaction."""
+        with self._tx() as s:
+            row = self._arm_row(s)
+            row.armed, row.changed_by, row.changed_at = armed, user_id, utcnow()
+            row.rearm_at = None if armed else rearm_at
+            s.add(
+                ArmAudit(
+                    telegram_user_id=user_id,
+                    action="arm" if armed else "disarm",
+                    method=method,
+                    success=True,
+                    face_distance=face_distance,
+                    photo_hash=photo_hash,
+                    detail=detail,
+                )
+            )
+            return row
+
+    def audit_failure(
+        self,
+        *,
+        user_id: int | None,
+        action: str,
+        method: str,
+        detail: str,
+        face_distance: float | None = None,
+        photo_hash: str | None = None,
+    ) -> ArmAudit:
+        with self._tx() as s:
+            entry = ArmAudit(
+                telegram_user_id=user_id,
+                action=action,
+                method=method,
+                success=False,
+                face_distance=face_distance,
+                photo_hash=photo_hash,
+                detail=detail,
+            )
+            s.add(entry)
+            s.flush()
+            return entry
+
+    def failed_attempts(self, user_id: int, since: datetime) -> int:
+        with self._tx() as s:
+            return s.scalar(
+                select(func.count()).where(
+                    ArmAudit.telegram_user_id == user_id,
+                    ArmAudit.success.is_(False),
+                    ArmAudit.at >= since,
+                )
+            ) or 0
+
+    def audit_log(self, limit: int = 50) -> list[ArmAudit]:
+        with self._tx() as s:
+            return list(s.scalars(select(ArmAudit).order_by(ArmAudit.id.desc()).limit(limit)))
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def record_alert(
+        self,
+        *,
+        camera: str,
+        track_id: int,
+        class_name: str,
+        severity: str | None,
+        confidence: float,
+        area: float,
+        snapshot_path: str | None,
+        seen_at: datetime,
+        push: bool,
+    ) -> Alert:
+        """Store a started alert and, when pushing, its first-photo deliveries.
+
+        Both land in one transaction: once this returns, a crash can delay the alert's
+        messages but not lose them.
+        """
+        with self._tx() as s:
+            alert = Alert(
+                camera=camera,
+                track_id=track_id,
+                class_name=class_name,
+                severity=severity,
+                first_seen=seen_at,
+                last_seen=seen_at,
+                peak_confidence=confidence,
+                peak_area=area,
+                snapshot_path=snapshot_path,
+                pushed=push,
+            )
+            s.add(alert)
+            s.flush()
+            if push:
+                chats = s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id))
+                s.add_all(
+                    Delivery(alert_id=alert.id, chat_id=c, kind=DeliveryKind.ALERT) for c in chats
+                )
+            return alert
+
+    def update_alert(
+        self,
+        alert_id: int,
+        *,
+        seen_at: datetime,
+        severity: str | None = None,
+        confidence: float | None = None,
+        area: float | None = None,
+        snapshot_path: str | None = None,
+    ) -> Alert:
+        """Fold a newer observation into the alert and queue edits of its messages."""
+        with self._tx() as s:
+            alert = self._alert(s, alert_id)
+            alert.last_seen = max(alert.last_seen, seen_at)
+            if severity is not None:
+                alert.severity = severity
+            if confidence is not None:
+                alert.peak_confidence = max(alert.peak_confidence, confidence)
+            if area is not None:
+                alert.peak_area = max(alert.peak_area, area)
+            if snapshot_path is not None:
+                alert.snapshot_path = snapshot_path
+            self._queue_edits(s, alert, DeliveryKind.ALERT_UPDATE)
+            return alert
+
+    def clear_alert(self, alert_id: int, at: datetime) -> Alert:
+        with self._tx() as s:
+            alert = self._alert(s, alert_id)
+            alert.cleared_at = at
+            if alert.status is AlertStatus.NEW:
+                alert.status = AlertStatus.CLEARED
+            self._queue_edits(s, alert, DeliveryKind.ALERT_CLEARED)
+            return alert
+
+    def set_alert_status(self, alert_id: int, status: AlertStatus, user_id: int) -> Alert:
+        """Record an operator's button press and refresh every chat's copy."""
+        with self._tx() as s:
+            alert = self._alert(s, alert_id)
+            alert.status, alert.acted_by, alert.acted_at = status, user_id, utcnow()
+            self._queue_edits(s, alert, DeliveryKind.ALERT_UPDATE)
+            return alert
+
+    @staticmethod
+    def _alert(s: Session, alert_id: int) -> Alert:
+        alert = s.get(Alert, alert_id)
+        if alert is None:
+            raise LookupError(f"no alert {alert_id}")
+        return alert
+
+    @staticmethod
+    def _queue_edits(s: Session, alert: Alert, kind: DeliveryKind) -> None:
+        """One edit per chat that got (or will get) the alert's photo.
+
+        Edits render the alert as it is when sent, so a pending edit already covers
+        any later change: queue a new one only where none is waiting.
+        """
+        chats = s.scalars(
+            select(Delivery.chat_id).where(
+                Delivery.alert_id == alert.id,
+                Delivery.kind == DeliveryKind.ALERT,
+                Delivery.status != DeliveryStatus.FAILED,
+            )
+        ).all()
+        waiting = set(
+            s.scalars(
+                select(Delivery.chat_id).where(
+                    Delivery.alert_id == alert.id,
+                    Delivery.kind == kind,
+                    Delivery.status == DeliveryStatus.PENDING,
+                )
+            )
+        )
+        s.add_all(
+            Delivery(alert_id=alert.id, chat_id=c, kind=kind) for c in chats if c not in waiting
+        )
+
+    def get_alert(self, alert_id: int) -> Alert | None:
+        with self._tx() as s:
+            return s.get(Alert, alert_id)
+
+    def open_alert(self, camera: str, track_id: int) -> Alert | None:
+        """The uncleared alert of a track, if any."""
+        with self._tx() as s:
+            return s.scalar(
+                select(Alert)
+                .where(Alert.camera == camera, Alert.track_id == track_id, Alert.cleared_at.is_(None))
+                .order_by(Alert.id.desc())
+                .limit(1)
+            )
+
+    def recent_alerts(
+        self,
+        *,
+        limit: int = 10,
+        offset: int = 0,
+        since: datetime | None = None,
+        class_name: str | None = None,
+    ) -> tuple[list[Alert], int]:
+        """Newest first, with the total count for paging."""
+        conditions = []
+        if since is not None:
+            conditions.append(Alert.first_seen >= since)
+        if class_name is not None:
+            conditions.append(Alert.class_name == class_name)
+        with self._tx() as s:
+            total = s.scalar(select(func.count()).select_from(Alert).where(*conditions)) or 0
+            rows = s.scalars(
+                select(Alert).where(*conditions).order_by(Alert.first_seen.desc(), Alert.id.desc())
+                .offset(offset).limit(limit)
+            )
+            return list(rows), total
+
+    # -- outbox ------------------------------------------------------------------------
+
+    def queue_text(self, chat_ids: Iterable[int], text: str) -> list[Delivery]:
+        with self._tx() as s:
+            rows = [Delivery(chat_id=c, kind=DeliveryKind.TEXT, text=text) for c in chat_ids]
+            s.add_all(rows)
+            s.flush()
+            return rows
+
+    def due_deliveries(self, now: datetime | None = None, limit: int = 50) -> list[Delivery]:
+        """Pending deliveries whose time has come, oldest first (alerts stay in order)."""
+        with self._tx() as s:
+            return list(
+                s.scalars(
+                    select(Delivery)
+                    .where(
+                        Delivery.status == DeliveryStatus.PENDING,
+                        Delivery.next_attempt_at <= (now or utcnow()),
+                    )
+                    .order_by(Delivery.id)
+                    .limit(limit)
+                )
+            )
+
+    def next_due_at(self) -> datetime | None:
+        with self._tx() as s:
+            return s.scalar(
+                select(func.min(Delivery.next_attempt_at)).where(
+                    Delivery.status == DeliveryStatus.PENDING
+                )
+            )
+
+    def claim_delivery(self, delivery_id: int) -> Delivery | None:
+        """Mark a pending delivery as being sent; None if someone else took it."""
+        with self._tx() as s:
+            result = s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+                .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
+            )
+            return s.get(Delivery, delivery_id) if result.rowcount else None
+
+    def mark_sent(self, delivery_id: int, message_id: int | None) -> None:
+        with self._tx() as s:
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(
+                    status=DeliveryStatus.SENT,
+                    telegram_message_id=message_id,
+                    sent_at=utcnow(),
+                    last_error=None,
+                )
+            )
+
+    def mark_retry(self, delivery_id: int, error: str, next_attempt_at: datetime) -> None:
+        with self._tx() as s:
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(status=DeliveryStatus.PENDING, last_error=error, next_attempt_at=next_attempt_at)
+            )
+
+    def mark_failed(self, delivery_id: int, error: str) -> None:
+        with self._tx() as s:
+            s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id)
+                .values(status=DeliveryStatus.FAILED, last_error=error)
+            )
+
+    def recover_interrupted(self) -> int:
+        """At start: deliveries left 'sending' by a crash go back to pending.
+
+        Such a send may have reached Telegram before the crash; it is retried, so it can
+        repeat at most once. Its ``attempts`` already counts the lost try.
+        """
+        with self._tx() as s:
+            result = s.execute(
+                update(Delivery)
+                .where(Delivery.status == DeliveryStatus.SENDING)
+                .values(status=DeliveryStatus.PENDING, last_error="interrupted by a restart")
+            )
+            return result.rowcount
+
+    def alert_message_id(self, alert_id: int, chat_id: int) -> int | None:
+        """The Telegram message that carries this alert in this chat, once sent."""
+        with self._tx() as s:
+            return s.scalar(
+                select(Delivery.telegram_message_id).where(
+                    Delivery.alert_id == alert_id,
+                    Delivery.chat_id == chat_id,
+                    Delivery.kind == DeliveryKind.ALERT,
+                    Delivery.status == DeliveryStatus.SENT,
+                )
+            )
+
+    def deliveries(self, alert_id: int | None = None) -> list[Delivery]:
+        with self._tx() as s:
+            query = select(Delivery).order_by(Delivery.id)
+            if alert_id is not None:
+                query = query.where(Delivery.alert_id == alert_id)
+            return list(s.scalars(query))
+
+    # -- cameras -----------------------------------------------------------------------
+
+    def record_camera_event(self, camera: str, kind: str, detail: str = "",
+                            at: datetime | None = None) -> CameraEvent:
+        with self._tx() as s:
+            row = CameraEvent(camera=camera, kind=kind, detail=detail, at=at or utcnow())
+            s.add(row)
+            s.flush()
+            return row
+
+    def camera_events(self, camera: str | None = None, limit: int = 20) -> list[CameraEvent]:
+        with self._tx() as s:
+            query = select(CameraEvent).order_by(CameraEvent.id.desc()).limit(limit)
+            if camera is not None:
+                query = query.where(CameraEvent.camera == camera)
+            return list(s.scalars(query))
+
+    def snooze(self, camera: str, until: datetime, user_id: int | None) -> None:
+        with self._tx() as s:
+            row = s.get(Snooze, camera)
+            if row is None:
+                s.add(Snooze(camera=camera, until=until, by_user_id=user_id))
+            else:
+                row.until, row.by_user_id = until, user_id
+
+    def snoozed_until(self, camera: str, now: datetime | None = None) -> datetime | None:
+        with self._tx() as s:
+            row = s.get(Snooze, camera)
+            return row.until if row is not None and row.until > (now or utcnow()) else None
+
+    # -- retention ---------------------------------------------------------------------
+
+    def purge_before(self, cutoff: datetime) -> tuple[int, list[str]]:
+        """Delete alerts (and their deliveries) and camera events older than ``cutoff``.
+
+        Returns how many alerts went and their snapshot paths, for the caller to remove
+        the files. The arm audit is never purged.
+        """
+        with self._tx() as s:
+            old = s.execute(
+                select(Alert.id, Alert.snapshot_path).where(Alert.last_seen < cutoff)
+            ).all()
+            ids = [row.id for row in old]
+            if ids:
+                s.execute(delete(Delivery).where(Delivery.alert_id.in_(ids)))
+                s.execute(delete(Alert).where(Alert.id.in_(ids)))
+            s.execute(delete(CameraEvent).where(CameraEvent.at < cutoff))
+            s.execute(
+                delete(Delivery).where(
+                    Delivery.alert_id.is_(None),
+                    Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]),
+                    Delivery.created_at < cutoff,
+                )
+            )
+            return len(ids), [row.snapshot_path for row in old if row.snapshot_path]
+
+
+def rearm_deadline(now: datetime, hours: float) -> datetime:
+    return now + timedelta(hours=hours)
+
+
+__all__ = ["Store", "rearm_deadline"]

@@ -1,0 +1,250 @@
+"""Storage: migrations, SQLite settings, and every repository operation round-tripping."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from storage import Store, upgrade
+from storage.db import current_revision
+from storage.models import AlertStatus, DeliveryKind, DeliveryStatus, Role
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    url = f"sqlite:///{tmp_path / 'sub' / 'firewatch.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
+def _alert(store: Store, push: bool = True, track: int = 1, at: datetime = T0):
+    return store.record_alert(
+        camera="yard", track_id=track, class_name="fire", severity="start-fire",
+        confidence=0.6, area=0.01, snapshot_path="/snap/1.jpg", seen_at=at, push=push,
+    )
+
+
+def test_migrations_from_empty_to_head_are_idempotent(db_url: str) -> None:
+    assert current_revision(db_url) == "0001"
+    upgrade(db_url)  # a second run changes nothing and does not fail
+    store = Store(db_url)
+    tables = set(inspect(store.engine).get_table_names())
+    assert {
+        "operators", "face_templates", "chats", "arm_state", "arm_audit",
+        "alerts", "deliveries", "camera_events", "snoozes", "alembic_version",
+    } <= tables
+    store.close()
+
+
+def test_schema_matches_the_models(db_url: str) -> None:
+    """Autogenerate finds nothing to do: the migration is complete."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from storage.models import Base
+
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    store.close()
+    assert diff == []
+
+
+def test_wal_and_foreign_keys_are_on(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        with pytest.raises(IntegrityError):
+            conn.execute(text(
+                "INSERT INTO face_templates (operator_id, encoding, photo_hash, created_at) "
+                "VALUES (999, x'00', 'h', '2026-01-01')"))
+
+
+def test_operators_and_face_templates(store: Store) -> None:
+    op = store.add_operator(42, "Ann", Role.ADMIN)
+    assert (op.telegram_user_id, op.name, op.role, op.active) == (42, "Ann", Role.ADMIN, True)
+    enc = np.arange(128, dtype="<f8").tobytes()
+    store.add_face_template(42, enc, "a" * 64)
+    assert store.face_templates(42) == [enc]
+    assert store.photo_seen("a" * 64) and not store.photo_seen("b" * 64)
+    assert [o.name for o in store.list_operators()] == ["Ann"]
+    assert store.add_operator(42, "Ann B").name == "Ann B"  # re-adding renames
+    with pytest.raises(LookupError):
+        store.add_face_template(7, enc, "c" * 64)
+    assert store.remove_operator(42) and not store.remove_operator(42)
+    assert store.get_operator(42) is None
+    assert store.face_templates(42) == []  # templates went with the operator
+
+
+def test_chats(store: Store) -> None:
+    store.add_chat(42, "Ann")
+    store.add_chat(-1001, "ops group")
+    assert store.alert_chat_ids() == [42, -1001]
+    assert store.remove_chat(42)
+    assert store.alert_chat_ids() == [-1001]
+    store.add_chat(42)
+    assert store.alert_chat_ids() == [42, -1001]
+
+
+def test_arm_state_and_append_only_audit(store: Store) -> None:
+    assert store.arm_state().armed  # a fresh install is armed
+    rearm = T0 + timedelta(hours=8)
+    state = store.set_armed(False, user_id=42, method="selfie", rearm_at=rearm,
+                            face_distance=0.31, photo_hash="p1")
+    assert (state.armed, state.changed_by, state.rearm_at) == (False, 42, rearm)
+    assert store.arm_state().rearm_at == rearm
+    store.audit_failure(user_id=42, action="arm", method="selfie", detail="no face")
+    store.audit_failure(user_id=42, action="arm", method="selfie", detail="mismatch",
+                        face_distance=0.8)
+    log = store.audit_log()
+    assert [(e.action, e.success, e.face_distance) for e in log] == [
+        ("arm", False, 0.8), ("arm", False, None), ("disarm", True, 0.31)]
+    assert store.failed_attempts(42, since=T0 - timedelta(days=3650)) == 2
+    assert store.photo_seen("p1")
+    with store.engine.begin() as conn:
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute(text("UPDATE arm_audit SET success = 1"))
+    with store.engine.begin() as conn:
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute(text("DELETE FROM arm_audit"))
+
+
+def test_alert_lifecycle_queues_one_photo_per_chat_then_edits(store: Store) -> None:
+    store.add_chat(1)
+    store.add_chat(2)
+    alert = _alert(store)
+    first = store.deliveries(alert.id)
+    assert [(d.chat_id, d.kind, d.status) for d in first] == [
+        (1, DeliveryKind.ALERT, DeliveryStatus.PENDING), (2, DeliveryKind.ALERT, DeliveryStatus.PENDING)]
+    assert store.open_alert("yard", 1).id == alert.id
+
+    updated = store.update_alert(alert.id, seen_at=T0 + timedelta(seconds=5), severity="fire",
+                                 confidence=0.9, area=0.05, snapshot_path="/snap/2.jpg")
+    assert (updated.severity, updated.peak_confidence, updated.peak_area) == ("fire", 0.9, 0.05)
+    store.update_alert(alert.id, seen_at=T0 + timedelta(seconds=6), confidence=0.5)
+    edits = [d for d in store.deliveries(alert.id) if d.kind is DeliveryKind.ALERT_UPDATE]
+    assert len(edits) == 2  # one pending edit per chat covers both updates
+    assert store.get_alert(alert.id).peak_confidence == 0.9  # peaks never go down
+
+    cleared = store.clear_alert(alert.id, T0 + timedelta(seconds=60))
+    assert cleared.status is AlertStatus.CLEARED and store.open_alert("yard", 1) is None
+    acked = store.set_alert_status(alert.id, AlertStatus.ACKNOWLEDGED, user_id=42)
+    assert (acked.status, acked.acted_by) == (AlertStatus.ACKNOWLEDGED, 42)
+    kinds = [d.kind for d in store.deliveries(alert.id)]
+    assert kinds.count(DeliveryKind.ALERT_CLEARED) == 2
+
+
+def test_first_photo_cannot_be_queued_twice(store: Store) -> None:
+    store.add_chat(1)
+    alert = _alert(store)
+    with store.engine.begin() as conn, pytest.raises(IntegrityError):
+        conn.execute(text(
+            "INSERT INTO deliveries (alert_id, chat_id, kind, text, status, attempts, "
+            "next_attempt_at, created_at) VALUES (:a, 1, 'alert', '', 'pending', 0, "
+            "'2026-01-01', '2026-01-01')"), {"a": alert.id})
+
+
+def test_disarmed_alert_is_recorded_without_deliveries(store: Store) -> None:
+    store.add_chat(1)
+    alert = _alert(store, push=False)
+    assert store.get_alert(alert.id).pushed is False
+    assert store.deliveries(alert.id) == []
+
+
+def test_outbox_claim_retry_sent_failed_and_crash_recovery(store: Store) -> None:
+    store.add_chat(1)
+    alert = _alert(store)
+    (d,) = store.due_deliveries()
+    claimed = store.claim_delivery(d.id)
+    assert claimed.status is DeliveryStatus.SENDING and claimed.attempts == 1
+    assert store.claim_delivery(d.id) is None  # nobody else can take it
+    assert store.due_deliveries() == []
+
+    later = datetime.now(timezone.utc) + timedelta(minutes=5)
+    store.mark_retry(d.id, "503 Service Unavailable", later)
+    assert store.due_deliveries() == []  # not before its time
+    assert store.due_deliveries(now=later)[0].last_error == "503 Service Unavailable"
+    assert store.next_due_at() == later
+
+    store.claim_delivery(d.id) or store.mark_retry(d.id, "x", T0)  # make it due again
+    store.mark_retry(d.id, "x", T0)
+    store.claim_delivery(d.id)
+    assert store.recover_interrupted() == 1  # a crash mid-send: back to pending
+    again = store.claim_delivery(d.id)
+    store.mark_sent(again.id, message_id=777)
+    assert store.alert_message_id(alert.id, 1) == 777
+
+    (t,) = store.queue_text([1], "camera lost")
+    store.claim_delivery(t.id)
+    store.mark_failed(t.id, "chat not found")
+    assert store.deliveries()[-1].status is DeliveryStatus.FAILED
+
+
+def test_history_filters_and_paging(store: Store) -> None:
+    for i in range(5):
+        store.record_alert(camera="yard", track_id=i, class_name="fire" if i % 2 else "smoke",
+                           severity=None, confidence=0.5, area=0.1, snapshot_path=None,
+                           seen_at=T0 + timedelta(hours=i), push=False)
+    page, total = store.recent_alerts(limit=2)
+    assert total == 5 and [a.track_id for a in page] == [4, 3]
+    page, _ = store.recent_alerts(limit=2, offset=2)
+    assert [a.track_id for a in page] == [2, 1]
+    fires, total = store.recent_alerts(class_name="fire")
+    assert total == 2 and {a.track_id for a in fires} == {1, 3}
+    recent, total = store.recent_alerts(since=T0 + timedelta(hours=3))
+    assert total == 2
+
+
+def test_camera_events_snooze_and_retention(store: Store) -> None:
+    store.record_camera_event("yard", "lost", "no frames for 5 s", at=T0)
+    store.record_camera_event("yard", "back", at=T0 + timedelta(seconds=30))
+    assert [e.kind for e in store.camera_events("yard")] == ["back", "lost"]
+
+    now = datetime.now(timezone.utc)
+    store.snooze("yard", now + timedelta(minutes=30), user_id=42)
+    assert store.snoozed_until("yard") == now + timedelta(minutes=30)
+    assert store.snoozed_until("yard", now=now + timedelta(hours=1)) is None
+    assert store.snoozed_until("gate") is None
+
+    store.add_chat(1)
+    old = _alert(store, at=T0)
+    new = _alert(store, track=2, at=now)
+    removed, paths = store.purge_before(now - timedelta(days=1))
+    assert (removed, paths) == (1, ["/snap/1.jpg"])
+    assert store.get_alert(old.id) is None and store.get_alert(new.id) is not None
+    assert store.deliveries(old.id) == []
+    assert store.camera_events("yard") == []
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    with pytest.raises(Exception, match="naive"):
+        _alert(store, at=datetime(2026, 1, 1))
+
+
+def test_a_locked_database_waits_for_the_other_writer(db_url: str) -> None:
+    """Another writer holding the lock briefly delays, rather than fails, a write."""
+    import sqlite3
+    import threading
+
+    path = db_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(1.0, other.commit).start()
+    store = Store(db_url)
+    store.add_chat(5)  # blocks ~1 s, then succeeds
+    assert store.alert_chat_ids() == [5]
+    store.close()
+    other.close()

@@ -1,0 +1,156 @@
+"""Train the fire + smoke detector from scratch with ultralytics and export it to ONNX.
+
+Training on a 2-core CPU takes many hours, so a run is resumable: ultralytics writes
+``last.pt`` after every epoch and ``train_detector(resume=True)`` carries on from it
+with the same learning-rate schedule. ``export_detector`` writes the ONNX file the
+daemon loads; ultralytics stores class names, stride and input size in its metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from training import offline
+
+log = logging.getLogger(__name__)
+
+CONFIG = Path(__file__).parent / "configs" / "fire-detector.yaml"
+RUNS = offline.PROJECT_ROOT / "runs" / "detector"
+SCALES = ("p", "n")
+
+
+@dataclass(frozen=True)
+class DetectorRun:
+    """Where one training run lives on disk."""
+
+    scale: str
+    runs_dir: Path = RUNS
+
+    @property
+    def dir(self) -> Path:
+        return self.runs_dir / f"fire-detector-{self.scale}"
+
+    @property
+    def last(self) -> Path:
+        return self.dir / "weights" / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / "weights" / "best.pt"
+
+
+def data_yaml(data_dir: Path) -> Path:
+    """The dataset's data.yaml, with its relative ``path`` resolved.
+
+    The shared dataset says ``path: .``; ultralytics would read that relative to its own
+    datasets folder, so we hand it a copy that names the folder absolutely.
+    """
+    data_dir = Path(data_dir).resolve()
+    source = data_dir / "data.yaml"
+    spec = yaml.safe_load(source.read_text())
+    spec["path"] = str(data_dir)
+    out = RUNS.parent / "data" / f"{data_dir.name}-{abs(hash(str(data_dir))) % 10**8}.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(spec))
+    return out
+
+
+def model_yaml(scale: str, out_dir: Path) -> Path:
+    """Copy the architecture YAML with ``scale`` fixed, so the size is explicit."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown detector scale {scale!r}; choose one of {', '.join(SCALES)}")
+    spec = yaml.safe_load(CONFIG.read_text())
+    spec["scale"] = scale
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"fire-detector-{scale}.yaml"
+    out.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return out
+
+
+def train_detector(
+    data_dir: Path,
+    *,
+    scale: str = "p",
+    epochs: int = 100,
+    imgsz: int = 320,
+    batch: int = 16,
+    workers: int = 2,
+    resume: bool = False,
+    fraction: float = 1.0,
+    runs_dir: Path = RUNS,
+    device: str = "cpu",
+    seed: int = 0,
+) -> DetectorRun:
+    """Train (or resume) one detector run; returns where its weights are."""
+    offline.prepare()
+    from ultralytics import YOLO
+
+    run = DetectorRun(scale, Path(runs_dir))
+    data = str(data_yaml(data_dir))
+    if resume:
+        if not run.last.exists():
+            raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
+        log.info("resuming %s from %s", run.dir, run.last)
+        YOLO(str(run.last)).train(resume=True, data=data, workers=workers, device=device)
+        return run
+
+    if run.dir.exists():
+        # ultralytics would silently start "fire-detector-p2"; a stale run is moved aside
+        # instead so that the run name, and resume, stay predictable.
+        backup = run.dir.with_name(run.dir.name + ".old")
+        shutil.rmtree(backup, ignore_errors=True)
+        run.dir.rename(backup)
+    model = YOLO(str(model_yaml(scale, run.runs_dir / "configs")))
+    model.train(
+        data=data,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        workers=workers,
+        device=device,
+        project=str(run.runs_dir),
+        name=run.dir.name,
+        exist_ok=True,
+        pretrained=False,
+        amp=False,  # the AMP check downloads a model
+        seed=seed,
+        deterministic=True,
+        fraction=fraction,
+        cache="ram" if fraction >= 0.5 else False,
+        plots=False,
+        verbose=True,
+    )
+    return run
+
+
+def export_detector(weights: Path, out: Path, imgsz: int = 320, half: bool = False) -> Path:
+    """Export a trained checkpoint to a self-contained ONNX file at ``out``."""
+    offline.prepare()
+    from ultralytics import YOLO
+
+    exported = YOLO(str(weights)).export(
+        format="onnx", imgsz=imgsz, dynamic=False, simplify=True, half=half, device="cpu"
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(exported, out)
+    return out
+
+
+if __name__ == "__main__":  # used to launch long background runs: python -m training.detector
+    import argparse
+
+    logging.basicConfig(level=logging.INFO)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=os.path.join(os.environ.get("FIREWATCH_DATA", "../shared/data"), "fire"))
+    parser.add_argument("--scale", default="p", choices=SCALES)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args()
+    train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume)

@@ -1,0 +1,70 @@
+"""Keep ultralytics off the network.
+
+Ultralytics reaches for the internet in several places (DNS probe on import, font
+download for plots, auto pip installs, settings sync, AMP check weights). This
+machine has no internet, and a daemon-side tool must never depend on it, so every
+entry point that imports ultralytics calls :func:`prepare` first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+_SETTINGS_OFF = (
+    "sync",
+    "clearml",
+    "comet",
+    "dvc",
+    "hub",
+    "mlflow",
+    "neptune",
+    "raytune",
+    "tensorboard",
+    "wandb",
+)
+
+
+def _local_font() -> Path | None:
+    """A TTF that ships with matplotlib, used in place of the Arial ultralytics downloads."""
+    try:
+        import matplotlib
+
+        font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        return font if font.is_file() else None
+    except ImportError:  # pragma: no cover - matplotlib comes with the train extra
+        return None
+
+
+def prepare(config_dir: Path | None = None) -> Path:
+    """Set the environment so that a later ``import ultralytics`` stays offline.
+
+    Must run before ultralytics is imported. Returns the ultralytics config dir.
+    """
+    config_dir = Path(
+        config_dir or os.environ.get("YOLO_CONFIG_DIR") or PROJECT_ROOT / ".ultralytics"
+    )
+    config_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ.setdefault("YOLO_VERBOSE", "true")
+
+    # check_font() downloads Arial.ttf from GitHub whenever a dataset is plotted;
+    # YOLO_OFFLINE does not stop it, a file already in place does.
+    fonts_dir = config_dir / "Ultralytics"
+    fonts_dir.mkdir(parents=True, exist_ok=True)
+    font = _local_font()
+    if font is not None:
+        for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+            target = fonts_dir / name
+            if not target.exists():
+                shutil.copyfile(font, target)
+
+    from ultralytics.utils import SETTINGS
+
+    SETTINGS.update({key: False for key in _SETTINGS_OFF if key in SETTINGS})
+    return config_dir
