@@ -191,6 +191,20 @@ def detect(source: str, model: Path | None, out_video: Path | None, events: Path
     detect_command(_settings(), source, model, out_video, events, snapshots, fps)
 
 
+@main.command()
+@click.option("--user-id", type=int, required=True, help="The operator's Telegram user id.")
+@click.option("--name", required=True)
+@click.argument("photos", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_friendly_errors
+def enroll(user_id: int, name: str, photos: tuple[Path, ...]) -> None:
+    """Enrol an operator's face from one or more photos (one face each)."""
+    from bot.commands import enroll_command
+
+    if enroll_command(_settings(), user_id, name, photos):
+        sys.exit(1)
+
+
 @main.group()
 def train() -> None:
     """Train the models (needs the `train` extra)."""

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     # Arm / disarm
     face_match_threshold: float = Field(0.5, gt=0, le=1.0)
     rearm_after_h: float = Field(8.0, gt=0)
+    lockout_failures: int = Field(5, ge=1)
+    lockout_window_min: float = Field(10.0, gt=0)
+    lockout_min: float = Field(15.0, gt=0)
+    keep_face_photos: bool = False
+
+    # Scheduled jobs
+    retention_days: int = Field(30, ge=1)
+    summary_hour: int = Field(8, ge=0, le=23)
+    stall_after_s: float = Field(60.0, gt=0)
 
     log_level: str = "INFO"
 

@@ -1,7 +1,8 @@
-"""``firewatch run``: start everything in one process and stop cleanly on a signal.
+"""``firewatch run``: everything in one process, stopped cleanly by SIGTERM or Ctrl-C.
 
-Today this applies migrations, recovers the outbox and waits; the vision pipeline
-(issue 3) and the Telegram application (issue 5) plug in here.
+With a bot token, python-telegram-bot's ``Application`` owns the main thread and the
+asyncio loop (and handles the signals); the vision pipeline runs in a worker thread.
+Without a token, the pipeline runs alone and alerts are only recorded.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
+from datetime import timedelta
 
 from bot.config import Settings
 from storage import Store, upgrade
@@ -17,46 +18,74 @@ from storage import Store, upgrade
 log = logging.getLogger("firewatch.daemon")
 
 
-def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Run until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code."""
-    stop = stop or threading.Event()
-    _install_signal_handlers(stop)
-
+def prepare_store(settings: Settings) -> Store:
     upgrade(settings.db_url)
     store = Store(settings.db_url)
     recovered = store.recover_interrupted()
     if recovered:
-        log.info("%d interrupted deliveries queued again", recovered)
-    for admin in settings.admin_ids:
-        store.add_chat(admin)
-    for chat in settings.alert_chat_ids:
+        log.warning("%d deliveries interrupted by the last shutdown will be retried", recovered)
+    for chat in [*settings.admin_ids, *settings.alert_chat_ids]:
         store.add_chat(chat)
+    return store
 
-    if settings.token is None:
-        log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
-    log.warning(
-        "the camera pipeline and the Telegram bot are not wired into `run` yet; "
-        "waiting for a stop signal"
-    )
-    log.info("firewatch started (database %s)", _safe_url(settings.db_url))
-    started = time.monotonic()
-    while not stop.wait(1.0):
-        pass
-    store.close()
-    log.info("firewatch stopped after %.0f s", time.monotonic() - started)
+
+def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run until a stop signal; returns the process exit code."""
+    from bot.alerts import AlertRecorder
+    from bot.wiring import build_pipeline
+
+    store = prepare_store(settings)
+    recorder = AlertRecorder(store, can_push=settings.token is not None)
+    log.info("firewatch starting: camera %r, database %s", settings.camera_name,
+             _safe_url(settings.db_url))
+    try:
+        if settings.token is None:
+            log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
+            pipeline = build_pipeline(settings, recorder.record)
+            return _run_headless(pipeline, stop or threading.Event())
+        return _run_with_bot(settings, store, recorder)
+    finally:
+        store.close()
+
+
+def _run_headless(pipeline, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _f: stop.set())
+    pipeline.start()
+    while not stop.wait(0.5):
+        if not pipeline.running:  # a file source ended
+            break
+    pipeline.stop()
+    log.info("firewatch stopped")
     return 0
 
 
-def _install_signal_handlers(stop: threading.Event) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return  # tests drive the daemon from a thread and use `stop` instead
+def _run_with_bot(settings: Settings, store: Store, recorder) -> int:  # type: ignore[no-untyped-def]
+    from bot.access import Access
+    from bot.app import EventBridge, build_application
+    from bot.selfie import LockoutPolicy, SelfieGate
+    from bot.services import Services
+    from bot.wiring import build_pipeline
+    from vision.faces import FaceEncoder
 
-    def handle(signum: int, _frame: object) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    encoder = FaceEncoder()
+    gate = SelfieGate(
+        store, encoder, threshold=settings.face_match_threshold,
+        rearm_after=timedelta(hours=settings.rearm_after_h),
+        lockout=LockoutPolicy(settings.lockout_failures,
+                              timedelta(minutes=settings.lockout_window_min),
+                              timedelta(minutes=settings.lockout_min)),
+    )
+    bridge = EventBridge(recorder)
+    pipeline = build_pipeline(settings, bridge.submit)
+    services = Services(settings=settings, store=store, access=Access(store, settings.admin_ids),
+                        encoder=encoder, gate=gate, pipeline=pipeline,
+                        model_name=settings.detector_model.name)
+    app = build_application(services, bridge)
+    app.run_polling(stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False)
+    log.info("firewatch stopped")
+    return 0
 
 
 def _safe_url(url: str) -> str:

@@ -76,8 +76,8 @@ class DeliveryStatus(str, enum.Enum):
 
 class DeliveryKind(str, enum.Enum):
     ALERT = "alert"  # the first photo of an alert
-    ALERT_UPDATE = "alert-update"  # edit the alert's message: new photo and caption
-    ALERT_CLEARED = "alert-cleared"  # edit the caption to say the fire is gone
+    ALERT_PHOTO = "alert-photo"  # edit the alert's message: new photo and caption (it grew)
+    ALERT_CAPTION = "alert-caption"  # edit the caption only (cleared, a button pressed)
     TEXT = "text"  # a plain message (health, summary, lockouts)
 
 

@@ -209,15 +209,21 @@ class Store:
             s.flush()
             return entry
 
-    def failed_attempts(self, user_id: int, since: datetime) -> int:
+    def failed_attempt_times(self, user_id: int, since: datetime) -> list[datetime]:
+        """When this user's selfies failed (refusals during a lockout not counted), oldest first."""
         with self._tx() as s:
-            return s.scalar(
-                select(func.count()).where(
-                    ArmAudit.telegram_user_id == user_id,
-                    ArmAudit.success.is_(False),
-                    ArmAudit.at >= since,
+            return list(
+                s.scalars(
+                    select(ArmAudit.at)
+                    .where(
+                        ArmAudit.telegram_user_id == user_id,
+                        ArmAudit.success.is_(False),
+                        ArmAudit.method != "lockout",
+                        ArmAudit.at >= since,
+                    )
+                    .order_by(ArmAudit.at)
                 )
-            ) or 0
+            )
 
     def audit_log(self, limit: int = 50) -> list[ArmAudit]:
         with self._tx() as s:
@@ -287,7 +293,9 @@ class Store:
                 alert.peak_area = max(alert.peak_area, area)
             if snapshot_path is not None:
                 alert.snapshot_path = snapshot_path
-            self._queue_edits(s, alert, DeliveryKind.ALERT_UPDATE)
+            self._queue_edits(
+                s, alert, DeliveryKind.ALERT_PHOTO if snapshot_path else DeliveryKind.ALERT_CAPTION
+            )
             return alert
 
     def clear_alert(self, alert_id: int, at: datetime) -> Alert:
@@ -296,7 +304,7 @@ class Store:
             alert.cleared_at = at
             if alert.status is AlertStatus.NEW:
                 alert.status = AlertStatus.CLEARED
-            self._queue_edits(s, alert, DeliveryKind.ALERT_CLEARED)
+            self._queue_edits(s, alert, DeliveryKind.ALERT_CAPTION)
             return alert
 
     def set_alert_status(self, alert_id: int, status: AlertStatus, user_id: int) -> Alert:
@@ -304,7 +312,7 @@ class Store:
         with self._tx() as s:
             alert = self._alert(s, alert_id)
             alert.status, alert.acted_by, alert.acted_at = status, user_id, utcnow()
-            self._queue_edits(s, alert, DeliveryKind.ALERT_UPDATE)
+            self._queue_edits(s, alert, DeliveryKind.ALERT_CAPTION)
             return alert
 
     @staticmethod
@@ -319,8 +327,10 @@ class Store:
         """One edit per chat that got (or will get) the alert's photo.
 
         Edits render the alert as it is when sent, so a pending edit already covers
-        any later change: queue a new one only where none is waiting.
+        any later change: queue a new one only where none is waiting. A pending photo
+        edit also rewrites the caption, so it covers a caption edit too.
         """
+        covering = [kind, DeliveryKind.ALERT_PHOTO]
         chats = s.scalars(
             select(Delivery.chat_id).where(
                 Delivery.alert_id == alert.id,
@@ -332,7 +342,7 @@ class Store:
             s.scalars(
                 select(Delivery.chat_id).where(
                     Delivery.alert_id == alert.id,
-                    Delivery.kind == kind,
+                    Delivery.kind.in_(covering),
                     Delivery.status == DeliveryStatus.PENDING,
                 )
             )

@@ -112,7 +112,9 @@ def test_arm_state_and_append_only_audit(store: Store) -> None:
     log = store.audit_log()
     assert [(e.action, e.success, e.face_distance) for e in log] == [
         ("arm", False, 0.8), ("arm", False, None), ("disarm", True, 0.31)]
-    assert store.failed_attempts(42, since=T0 - timedelta(days=3650)) == 2
+    assert store.failed_attempt_times(42, since=datetime.now(timezone.utc)) == []
+    store.audit_failure(user_id=42, action="arm", method="lockout", detail="locked")
+    assert len(store.failed_attempt_times(42, since=T0 - timedelta(days=3650))) == 2
     assert store.photo_seen("p1")
     with store.engine.begin() as conn:
         with pytest.raises(Exception, match="append-only"):
@@ -135,16 +137,20 @@ def test_alert_lifecycle_queues_one_photo_per_chat_then_edits(store: Store) -> N
                                  confidence=0.9, area=0.05, snapshot_path="/snap/2.jpg")
     assert (updated.severity, updated.peak_confidence, updated.peak_area) == ("fire", 0.9, 0.05)
     store.update_alert(alert.id, seen_at=T0 + timedelta(seconds=6), confidence=0.5)
-    edits = [d for d in store.deliveries(alert.id) if d.kind is DeliveryKind.ALERT_UPDATE]
-    assert len(edits) == 2  # one pending edit per chat covers both updates
+    edits = [d for d in store.deliveries(alert.id) if d.kind is not DeliveryKind.ALERT]
+    # one pending photo edit per chat covers the later caption-only change
+    assert [d.kind for d in edits] == [DeliveryKind.ALERT_PHOTO] * 2
     assert store.get_alert(alert.id).peak_confidence == 0.9  # peaks never go down
 
+    for d in edits:  # the edits go out
+        store.claim_delivery(d.id)
+        store.mark_sent(d.id, 5)
     cleared = store.clear_alert(alert.id, T0 + timedelta(seconds=60))
     assert cleared.status is AlertStatus.CLEARED and store.open_alert("yard", 1) is None
     acked = store.set_alert_status(alert.id, AlertStatus.ACKNOWLEDGED, user_id=42)
     assert (acked.status, acked.acted_by) == (AlertStatus.ACKNOWLEDGED, 42)
     kinds = [d.kind for d in store.deliveries(alert.id)]
-    assert kinds.count(DeliveryKind.ALERT_CLEARED) == 2
+    assert kinds.count(DeliveryKind.ALERT_CAPTION) == 2  # one per chat covers both changes
 
 
 def test_first_photo_cannot_be_queued_twice(store: Store) -> None:

@@ -104,7 +104,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('alert_id', sa.Integer(), nullable=True),
     sa.Column('chat_id', sa.BigInteger(), nullable=False),
-    sa.Column('kind', sa.Enum('alert', 'alert-update', 'alert-cleared', 'text', name='delivery_kind', native_enum=False, length=24), nullable=False),
+    sa.Column('kind', sa.Enum('alert', 'alert-photo', 'alert-caption', 'text', name='delivery_kind', native_enum=False, length=24), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('status', sa.Enum('pending', 'sending', 'sent', 'failed', name='delivery_status', native_enum=False, length=24), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),

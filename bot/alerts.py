@@ -1,0 +1,90 @@
+"""Turns the pipeline's events into stored alerts and queued deliveries.
+
+This is the one place that decides whether an alert is pushed: the system must be
+armed, the camera not snoozed, and a bot configured. Otherwise the alert is still
+recorded (``pushed = False``) so that history is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from storage import Store
+from vision.types import Event, FireEvent, HealthEvent
+
+log = logging.getLogger(__name__)
+
+HEALTH_TEXT = {
+    "lost": "📷❌ Camera <b>{camera}</b> lost: {detail}",
+    "back": "📷✅ Camera <b>{camera}</b> is back",
+    "frozen": "📷🧊 Camera <b>{camera}</b> frozen: the picture has not changed ({detail})",
+    "black": "📷⬛ Camera <b>{camera}</b> black: lens covered or no signal ({detail})",
+}
+
+
+@dataclass
+class RecordResult:
+    alert_id: int | None = None
+    queued: bool = False  # deliveries were added: wake the outbox
+
+
+class AlertRecorder:
+    def __init__(self, store: Store, *, can_push: bool) -> None:
+        self.store = store
+        self.can_push = can_push
+        self._open: dict[tuple[str, int], int] = {}  # (camera, track) -> alert id
+
+    def should_push(self, camera: str) -> bool:
+        if not self.can_push or not self.store.arm_state().armed:
+            return False
+        return self.store.snoozed_until(camera) is None
+
+    def record(self, event: Event) -> RecordResult:
+        if isinstance(event, HealthEvent):
+            return self._health(event)
+        return self._fire(event)
+
+    def _fire(self, e: FireEvent) -> RecordResult:
+        at = datetime.fromtimestamp(e.wall, timezone.utc)
+        key = (e.camera, e.track_id)
+        if e.kind == "started":
+            push = self.should_push(e.camera)
+            alert = self.store.record_alert(
+                camera=e.camera, track_id=e.track_id, class_name=e.class_name,
+                severity=e.severity, confidence=e.confidence, area=e.area_fraction,
+                snapshot_path=e.snapshot, seen_at=at, push=push,
+            )
+            self._open[key] = alert.id
+            log.info("alert #%d started: %s %s on %s (pushed: %s)", alert.id, e.class_name,
+                     e.severity or "", e.camera, push)
+            return RecordResult(alert.id, queued=push)
+        alert_id = self._open.get(key)
+        if alert_id is None:
+            open_alert = self.store.open_alert(e.camera, e.track_id)
+            if open_alert is None:
+                log.warning("%s event for unknown track %s on %s ignored", e.kind, e.track_id, e.camera)
+                return RecordResult()
+            alert_id = open_alert.id
+        if e.kind == "updated":
+            self.store.update_alert(alert_id, seen_at=at, severity=e.severity,
+                                    confidence=e.confidence, area=e.area_fraction,
+                                    snapshot_path=e.snapshot)
+        else:
+            self.store.clear_alert(alert_id, at)
+            self._open.pop(key, None)
+        log.info("alert #%d %s", alert_id, e.kind)
+        return RecordResult(alert_id, queued=True)
+
+    def _health(self, e: HealthEvent) -> RecordResult:
+        at = datetime.fromtimestamp(e.wall, timezone.utc)
+        self.store.record_camera_event(e.camera, e.kind, e.detail, at=at)
+        log.warning("camera %s: %s %s", e.camera, e.kind, e.detail)
+        if not self.should_push(e.camera):
+            return RecordResult()
+        from html import escape
+
+        text = HEALTH_TEXT[e.kind].format(camera=escape(e.camera), detail=escape(e.detail or "-"))
+        self.store.queue_text(self.store.alert_chat_ids(), text)
+        return RecordResult(queued=True)

@@ -1,0 +1,139 @@
+"""The Telegram application: handlers, outbox, jobs, and the bridge from the vision thread.
+
+The PTB ``Application`` owns the asyncio loop. The pipeline runs in its own thread and
+hands events over with ``call_soon_threadsafe``; each event is written to the database
+(alert + deliveries in one transaction) before the outbox is woken to send it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+
+from bot.alerts import AlertRecorder
+from bot.arming import arming_handler
+from bot.buttons import button_handlers, unknown_button
+from bot.enrolment import enrolment_handler
+from bot.jobs import schedule_jobs
+from bot.logging_setup import redact
+from bot.outbox import OutboxSender
+from bot.queries import COMMANDS, query_handlers
+from bot.services import Services
+
+if TYPE_CHECKING:
+    from vision.types import Event
+
+log = logging.getLogger(__name__)
+
+
+class EventBridge:
+    """Carries pipeline events from the vision thread into the bot's loop, in order."""
+
+    def __init__(self, recorder: AlertRecorder) -> None:
+        self.recorder = recorder
+        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.outbox: OutboxSender | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, outbox: OutboxSender | None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.outbox = outbox
+        self._task = asyncio.create_task(self._consume(), name="events")
+
+    def submit(self, event: Event) -> None:
+        """Called from the vision thread."""
+        if self.loop is not None and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        else:  # before the loop runs, or after it stopped: record synchronously
+            self.recorder.record(event)
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self.queue.get()
+            await self._record(event)
+
+    async def _record(self, event: Event) -> None:
+        while True:
+            try:
+                result = await asyncio.to_thread(self.recorder.record, event)
+                break
+            except Exception:  # a locked or full database: keep the event and retry
+                log.exception("could not record %s; retrying in 2 s", type(event).__name__)
+                await asyncio.sleep(2)
+        if result.queued and self.outbox is not None:
+            self.outbox.wake()
+
+    async def flush(self) -> None:
+        """Record what is still queued (at shutdown)."""
+        if self._task is not None:
+            self._task.cancel()
+        while not self.queue.empty():
+            await self._record(self.queue.get_nowait())
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("handler error: %s", redact(repr(context.error)), exc_info=context.error)
+
+
+def build_application(services: Services, bridge: EventBridge) -> Application:
+    settings = services.settings
+    assert settings.token is not None
+    app = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.api_base_url)
+        .base_file_url(settings.api_file_url)
+        .rate_limiter(AIORateLimiter(max_retries=0))  # the outbox does its own retrying
+        .defaults(Defaults(block=True))
+        .concurrent_updates(False)
+        .post_init(lambda app: _post_init(app, bridge))
+        .post_stop(lambda app: _post_stop(app, bridge))
+        .build()
+    )
+    app.bot_data["services"] = services
+    app.add_handler(arming_handler())
+    app.add_handler(enrolment_handler())
+    for handler in query_handlers() + button_handlers():
+        app.add_handler(handler)
+    from telegram.ext import CallbackQueryHandler, MessageHandler, filters
+
+    from bot.access import members_only
+
+    app.add_handler(CallbackQueryHandler(unknown_button))
+    app.add_handler(MessageHandler(filters.COMMAND, members_only(_unknown_command)))
+    app.add_error_handler(_on_error)
+    schedule_jobs(app)
+    return app
+
+
+async def _unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_text("Unknown command. /help lists what I can do.")
+
+
+async def _post_init(app: Application, bridge: EventBridge) -> None:
+    services: Services = app.bot_data["services"]
+    try:
+        await app.bot.set_my_commands(COMMANDS)
+    except Exception as exc:  # Telegram down at start: the bot still works
+        log.warning("could not register the command list: %s", redact(str(exc)))
+    services.outbox = OutboxSender(app.bot, services.store)
+    services.outbox.start()
+    bridge.start(services.outbox)
+    if services.pipeline is not None:
+        services.pipeline.start()
+    log.info("bot started")
+
+
+async def _post_stop(app: Application, bridge: EventBridge) -> None:
+    services: Services = app.bot_data["services"]
+    if services.pipeline is not None:
+        await asyncio.to_thread(services.pipeline.stop)  # finishes the current frame
+    await bridge.flush()
+    if services.outbox is not None:
+        await services.outbox.stop()
+    log.info("bot stopped")

@@ -1,0 +1,198 @@
+"""The outbox sender: drains pending deliveries from the database to Telegram.
+
+Every message starts as a delivery row (written with the alert, in one transaction), so
+nothing is lost to a crash or an outage. The sender claims a row, sends it, and records
+the result. Failures are sorted into:
+
+- flood control (429 ``retry_after``): wait as long as Telegram asks, for every delivery;
+- network errors and 5xx: retry with exponential backoff, for ever (capped delay);
+- a refusal (400/403: chat gone, bot blocked): give up on that delivery, log it.
+
+A crash between Telegram accepting a message and ``mark_sent`` leaves the row in
+``sending``; at start it is retried, so such a message can repeat at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from telegram import Bot, InputMediaPhoto, Message
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from bot.logging_setup import redact
+from bot.render import alert_caption, alert_keyboard
+from storage import Store
+from storage.models import Alert, Delivery, DeliveryKind
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 300.0
+
+
+class _Postpone(Exception):
+    """The delivery cannot go yet (its alert's first photo has not been sent)."""
+
+
+@dataclass
+class OutboxStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+class OutboxSender:
+    def __init__(self, bot: Bot, store: Store, *, base_backoff_s: float = 1.0) -> None:
+        self.bot = bot
+        self.store = store
+        self.base_backoff_s = base_backoff_s
+        self.stats = OutboxStats()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next timer."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                pause = await self.drain()
+            except Exception:  # the sender must outlive any single bad row or DB hiccup
+                log.exception("outbox pass failed; retrying in 5 s")
+                pause = 5.0
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
+            except TimeoutError:
+                pass
+
+    # -- one pass --------------------------------------------------------------------
+
+    async def drain(self) -> float:
+        """Send what is due, oldest first; returns how long to sleep before the next pass."""
+        while True:
+            due = await asyncio.to_thread(self.store.due_deliveries)
+            if not due:
+                break
+            for delivery in due:
+                flood_wait = await self._deliver(delivery)
+                if flood_wait is not None:
+                    return flood_wait  # Telegram asked us to hold everything
+        next_at = await asyncio.to_thread(self.store.next_due_at)
+        if next_at is None:
+            return 60.0
+        return max(0.05, min(60.0, (next_at - _now()).total_seconds()))
+
+    async def _deliver(self, delivery: Delivery) -> float | None:
+        claimed = await asyncio.to_thread(self.store.claim_delivery, delivery.id)
+        if claimed is None:
+            return None
+        try:
+            message_id = await self._send(claimed)
+        except RetryAfter as exc:
+            wait = _seconds(exc.retry_after)
+            await self._retry(claimed, f"flood control: retry after {wait:.0f} s", wait)
+            return wait
+        except _Postpone as exc:
+            await self._retry(claimed, str(exc), max(2.0, self.base_backoff_s), count=False)
+        except (BadRequest, Forbidden) as exc:
+            if "message is not modified" in str(exc).lower():
+                await asyncio.to_thread(self.store.mark_sent, claimed.id, None)
+                return None
+            self.stats.failed += 1
+            log.error("delivery %d to chat %d refused: %s", claimed.id, claimed.chat_id, redact(str(exc)))
+            await asyncio.to_thread(self.store.mark_failed, claimed.id, redact(str(exc)))
+        except (NetworkError, TelegramError, OSError) as exc:
+            delay = min(MAX_BACKOFF_S, self.base_backoff_s * 2 ** (claimed.attempts - 1))
+            await self._retry(claimed, f"{type(exc).__name__}: {exc}", delay)
+        else:
+            self.stats.sent += 1
+            await asyncio.to_thread(self.store.mark_sent, claimed.id, message_id)
+        return None
+
+    async def _retry(self, delivery: Delivery, error: str, delay: float, count: bool = True) -> None:
+        if count:
+            self.stats.retried += 1
+            log.warning("delivery %d to chat %d failed (%s); retry in %.1f s",
+                        delivery.id, delivery.chat_id, redact(error), delay)
+        when = _now() + timedelta(seconds=delay)
+        await asyncio.to_thread(self.store.mark_retry, delivery.id, redact(error), when)
+
+    # -- rendering and sending ----------------------------------------------------------
+
+    async def _send(self, d: Delivery) -> int | None:
+        if d.kind is DeliveryKind.TEXT:
+            msg = await self.bot.send_message(d.chat_id, d.text, parse_mode=ParseMode.HTML)
+            return msg.message_id
+        alert = await asyncio.to_thread(self.store.get_alert, d.alert_id)
+        if alert is None:
+            raise BadRequest("alert no longer exists")
+        caption = await self._caption(alert)
+        keyboard = alert_keyboard(alert.id)
+        if d.kind is DeliveryKind.ALERT:
+            msg = await self._send_photo(d.chat_id, alert, caption, keyboard)
+            return msg.message_id
+        message_id = await asyncio.to_thread(self.store.alert_message_id, alert.id, d.chat_id)
+        if message_id is None:
+            raise _Postpone("the alert's photo is not sent yet")
+        if d.kind is DeliveryKind.ALERT_PHOTO and _readable(alert.snapshot_path):
+            with open(alert.snapshot_path, "rb") as photo:  # type: ignore[arg-type]
+                await self.bot.edit_message_media(
+                    InputMediaPhoto(photo, caption=caption, parse_mode=ParseMode.HTML),
+                    chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard,
+                )
+        else:
+            await self.bot.edit_message_caption(
+                chat_id=d.chat_id, message_id=message_id, caption=caption,
+                parse_mode=ParseMode.HTML, reply_markup=keyboard,
+            )
+        return message_id
+
+    async def _send_photo(self, chat_id: int, alert: Alert, caption: str, keyboard) -> Message:  # type: ignore[no-untyped-def]
+        if _readable(alert.snapshot_path):
+            with open(alert.snapshot_path, "rb") as photo:  # type: ignore[arg-type]
+                return await self.bot.send_photo(
+                    chat_id, photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                )
+        # The snapshot could not be written (disk full) or was purged: the alert still goes out.
+        return await self.bot.send_message(
+            chat_id, caption + "\n(snapshot unavailable)", parse_mode=ParseMode.HTML,
+            reply_markup=keyboard,
+        )
+
+    async def _caption(self, alert: Alert) -> str:
+        name = None
+        if alert.acted_by is not None:
+            op = await asyncio.to_thread(self.store.get_operator, alert.acted_by, active_only=False)
+            name = op.name if op else str(alert.acted_by)
+        return alert_caption(alert, name)
+
+
+def _readable(path: str | None) -> bool:
+    return bool(path) and Path(path).is_file()  # type: ignore[arg-type]
+
+
+def _seconds(value: int | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

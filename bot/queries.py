@@ -1,0 +1,193 @@
+"""Read-only commands: /status, /history, /alert, /snapshot, /help."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+from html import escape
+from pathlib import Path
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ParseMode
+from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.access import members_only
+from bot.cli import parse_period
+from bot.render import alert_caption, alert_keyboard, local_time
+from bot.services import services
+
+PAGE = 5
+MAX_HISTORY = 200
+
+COMMANDS = [
+    BotCommand("status", "Armed state, camera health, last alert"),
+    BotCommand("arm", "Arm the system (needs a selfie)"),
+    BotCommand("disarm", "Disarm the system (needs a selfie)"),
+    BotCommand("history", "Recent alerts: /history [N|24h|7d] [fire|smoke]"),
+    BotCommand("alert", "One alert with its snapshot: /alert ID"),
+    BotCommand("snapshot", "A fresh annotated frame from the camera"),
+    BotCommand("help", "What I can do"),
+    BotCommand("cancel", "Cancel the current question"),
+]
+
+HELP = "\n".join(f"/{c.command} — {c.description}" for c in COMMANDS) + (
+    "\n\nAdmins: /enroll USER_ID [NAME], then send that person's photo."
+)
+
+
+@members_only
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await update.effective_message.reply_text(HELP)
+
+
+@members_only
+async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    state = await asyncio.to_thread(svc.store.arm_state)
+    alerts, _ = await asyncio.to_thread(svc.store.recent_alerts, limit=1)
+    lines = []
+    if state.armed:
+        lines.append("🟢 <b>Armed</b>")
+    else:
+        lines.append("🔕 <b>Disarmed</b>" + (f", re-arms at {local_time(state.rearm_at)}" if state.rearm_at else ""))
+    if state.changed_by is not None:
+        op = await asyncio.to_thread(svc.store.get_operator, state.changed_by, active_only=False)
+        who = escape(op.name) if op else str(state.changed_by)
+        lines.append(f"Last change by {who} at {local_time(state.changed_at)}")
+    if svc.pipeline is not None:
+        ps = svc.pipeline.status()
+        lines.append(f"📷 {escape(ps.camera)}: {escape(_health(ps))}, {ps.fps:.1f} FPS, "
+                     f"{ps.frames} frames, {ps.open_alerts} fires in view")
+    else:
+        lines.append("📷 no camera pipeline running")
+    lines.append(f"Model: {escape(svc.model_name or '-')}")
+    if alerts:
+        a = alerts[0]
+        lines.append(f"Last alert: #{a.id} {escape(a.class_name)} on {escape(a.camera)} at "
+                     f"{local_time(a.first_seen)} ({a.status.value})")
+    else:
+        lines.append("Last alert: none")
+    lines.append(f"Uptime: {timedelta(seconds=int(time.monotonic() - svc.started))}")
+    await update.effective_message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
+
+
+def _health(ps) -> str:  # type: ignore[no-untyped-def]
+    health = ps.health
+    return getattr(health, "value", None) or getattr(health, "kind", None) or str(health)
+
+
+def parse_history_args(args: list[str]) -> tuple[int, timedelta | None, str | None]:
+    """'/history [N | 24h | 7d] [fire|smoke]' -> (limit, period, class). ValueError if bad."""
+    limit, period, class_name = MAX_HISTORY, None, None
+    if len(args) > 2:
+        raise ValueError("too many arguments")
+    for arg in args:
+        arg = arg.strip().lower()
+        if arg in {"fire", "smoke"}:
+            class_name = arg
+        elif arg.isdigit() and arg.isascii():
+            limit = int(arg)
+            if not 1 <= limit <= MAX_HISTORY:
+                raise ValueError(f"N must be between 1 and {MAX_HISTORY}")
+        else:
+            period = parse_period(arg)
+    return limit, period, class_name
+
+
+@members_only
+async def history(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    try:
+        limit, period, class_name = parse_history_args(context.args or [])
+    except ValueError as exc:
+        await update.effective_message.reply_text(
+            f"{exc}. Usage: /history [N | 24h | 7d] [fire|smoke]")
+        return
+    spec = f"{limit}:{int(period.total_seconds()) if period else 0}:{class_name or ''}"
+    text, markup = await _history_page(context, spec, 0)
+    await update.effective_message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+
+@members_only
+async def history_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    try:
+        _, offset, limit, seconds, class_name = query.data.split(":")
+        spec = f"{int(limit)}:{int(seconds)}:{class_name if class_name in {'fire', 'smoke'} else ''}"
+        text, markup = await _history_page(context, spec, max(0, int(offset)))
+    except ValueError:
+        await query.answer("Unknown button.")
+        return
+    await query.answer()
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML, reply_markup=markup)
+
+
+async def _history_page(context: ContextTypes.DEFAULT_TYPE, spec: str, offset: int):  # type: ignore[no-untyped-def]
+    limit, seconds, class_name = spec.split(":")
+    since = datetime.now(timezone.utc) - timedelta(seconds=int(seconds)) if int(seconds) else None
+    page_size = min(PAGE, max(0, int(limit) - offset))
+    alerts, total = await asyncio.to_thread(
+        services(context).store.recent_alerts, limit=page_size, offset=offset, since=since,
+        class_name=class_name or None,
+    )
+    total = min(total, int(limit))
+    if not alerts:
+        return "No alerts.", None
+    lines = [f"Alerts {offset + 1}–{offset + len(alerts)} of {total}, newest first:"]
+    for a in alerts:
+        lines.append(
+            f"#{a.id} {local_time(a.first_seen)} {escape(a.camera)} {escape(a.class_name)}"
+            f"{' ' + escape(a.severity) if a.severity else ''} {a.peak_confidence:.0%} — {a.status.value}"
+            + ("" if a.pushed else " (not pushed)")
+        )
+    buttons = []
+    if offset > 0:
+        buttons.append(InlineKeyboardButton("◀ Newer", callback_data=f"hist:{max(0, offset - PAGE)}:{spec}"))
+    if offset + len(alerts) < total:
+        buttons.append(InlineKeyboardButton("Older ▶", callback_data=f"hist:{offset + PAGE}:{spec}"))
+    return "\n".join(lines), InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+@members_only
+async def alert(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    args = context.args or []
+    if len(args) != 1 or not args[0].isdigit() or not args[0].isascii() or len(args[0]) > 12:
+        await update.effective_message.reply_text("Usage: /alert ID (a number, see /history).")
+        return
+    svc = services(context)
+    found = await asyncio.to_thread(svc.store.get_alert, int(args[0]))
+    if found is None:
+        await update.effective_message.reply_text(f"No alert #{int(args[0])}.")
+        return
+    caption = alert_caption(found)
+    path = Path(found.snapshot_path) if found.snapshot_path else None
+    if path is not None and path.is_file():
+        with path.open("rb") as photo:
+            await update.effective_message.reply_photo(
+                photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=alert_keyboard(found.id))
+    else:
+        await update.effective_message.reply_text(
+            caption + "\n(snapshot no longer available)", parse_mode=ParseMode.HTML)
+
+
+@members_only
+async def snapshot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    jpeg = svc.pipeline.snapshot_jpeg() if svc.pipeline is not None else None
+    if jpeg is None:
+        await update.effective_message.reply_text("No frame from the camera yet.")
+        return
+    ps = svc.pipeline.status()  # type: ignore[union-attr]
+    await update.effective_message.reply_photo(
+        jpeg, caption=f"{ps.camera} at {local_time(datetime.now(timezone.utc))}")
+
+
+def query_handlers() -> list:  # type: ignore[type-arg]
+    return [
+        CommandHandler(["help", "start"], help_command),
+        CommandHandler("status", status),
+        CommandHandler("history", history),
+        CommandHandler("alert", alert),
+        CommandHandler("snapshot", snapshot),
+        CallbackQueryHandler(history_page, pattern=r"^hist:"),
+    ]

@@ -1,0 +1,59 @@
+"""Builds the vision pipeline from the settings (the only place bot/ configures vision/)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.config import Settings
+from vision.events import EventConfig
+from vision.pipeline import Pipeline
+from vision.sources import Backoff, open_source
+from vision.types import Event
+
+log = logging.getLogger(__name__)
+
+
+def event_config(settings: Settings) -> EventConfig:
+    return EventConfig(
+        confirm_hits=settings.confirm_hits,
+        confirm_window=settings.confirm_window,
+        clear_after_s=settings.clear_after_s,
+    )
+
+
+def load_classifier(settings: Settings):  # type: ignore[no-untyped-def]
+    """The severity classifier, or None (box-size grading) if switched off or missing."""
+    path = settings.classifier_model
+    if path is None:
+        return None
+    if not path.is_file():
+        log.warning("classifier %s not found: severity is graded from box size", path)
+        return None
+    from vision.classifier import FireClassifier
+
+    return FireClassifier(path, threads=1)
+
+
+def build_pipeline(settings: Settings, on_event: Callable[[Event], None]) -> Pipeline:
+    from vision.detector import Detector
+
+    detector = Detector(
+        settings.detector_model,
+        conf_threshold=settings.detect_confidence,
+        iou_threshold=settings.nms_iou,
+        threads=settings.inference_threads,
+    )
+    source = open_source(settings.camera_source, fps=settings.source_fps,
+                         name=settings.camera_name, realtime=True)
+    return Pipeline(
+        source,
+        detector,
+        camera=settings.camera_name,
+        event_config=event_config(settings),
+        classifier=load_classifier(settings),
+        snapshot_dir=settings.snapshots,
+        on_event=on_event,
+        backoff=Backoff(),
+        flush_at_end=True,
+    )

@@ -1,0 +1,126 @@
+"""Scripted failures of the fake Bot API: 5xx errors, 429 flood waits, stalls, dropped connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from http import HTTPStatus
+from typing import Any
+
+
+class FaultKind(str, Enum):
+    ERROR = "error"  # answer with an HTTP error status (5xx by default) and Bot API error JSON
+    RETRY_AFTER = "retry_after"  # answer 429 with parameters.retry_after
+    STALL = "stall"  # wait ``seconds`` before handling the call normally
+    DROP = "drop"  # close the connection without any response
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    remaining: int
+    # Lower-cased Bot API method names; None means every method (getUpdates included).
+    # Downloads under /file/bot<token>/ count as the pseudo-method "file".
+    methods: frozenset[str] | None = None
+    status: int = 500
+    description: str | None = None
+    retry_after: int = 1
+    seconds: float = 0.0
+    # DROP only: carry the call out first, then drop the response (the bot cannot know it worked).
+    after_execute: bool = False
+
+    def matches(self, method: str) -> bool:
+        return self.remaining > 0 and (self.methods is None or method.lower() in self.methods)
+
+    def error_description(self) -> str:
+        if self.description:
+            return self.description
+        try:
+            return HTTPStatus(self.status).phrase
+        except ValueError:
+            return "Error"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "remaining": self.remaining,
+            "methods": sorted(self.methods) if self.methods is not None else None,
+            "status": self.status,
+            "description": self.description,
+            "retry_after": self.retry_after,
+            "seconds": self.seconds,
+            "after_execute": self.after_execute,
+        }
+
+
+def _methods(methods: str | list[str] | tuple[str, ...] | frozenset[str] | set[str] | None) -> frozenset[str] | None:
+    if methods is None:
+        return None
+    if isinstance(methods, str):
+        methods = [methods]
+    return frozenset(m.lower() for m in methods)
+
+
+class FaultPlan:
+    """Faults queued in order; each matching call consumes one unit of the first matching fault."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> Fault:
+        if fault.remaining < 1:
+            raise ValueError("a fault needs a count of at least 1")
+        self._faults.append(fault)
+        return fault
+
+    def fail_next(
+        self, n: int = 1, *, methods: str | list[str] | None = None, status: int = 500, description: str | None = None
+    ) -> Fault:
+        """Answer the next ``n`` matching calls with HTTP ``status`` and Bot API error JSON."""
+        return self.add(Fault(FaultKind.ERROR, n, _methods(methods), status=status, description=description))
+
+    def rate_limit(self, n: int = 1, *, retry_after: int = 1, methods: str | list[str] | None = None) -> Fault:
+        """Answer the next ``n`` matching calls 429 "Too Many Requests: retry after N"."""
+        return self.add(Fault(FaultKind.RETRY_AFTER, n, _methods(methods), status=429, retry_after=retry_after))
+
+    def stall(self, n: int = 1, *, seconds: float, methods: str | list[str] | None = None) -> Fault:
+        """Delay the next ``n`` matching calls by ``seconds`` before handling them normally."""
+        return self.add(Fault(FaultKind.STALL, n, _methods(methods), seconds=seconds))
+
+    def drop(self, n: int = 1, *, methods: str | list[str] | None = None, after_execute: bool = False) -> Fault:
+        """Close the connection of the next ``n`` matching calls without answering."""
+        return self.add(Fault(FaultKind.DROP, n, _methods(methods), after_execute=after_execute))
+
+    def add_json(self, spec: dict[str, Any]) -> Fault:
+        """Build a fault from the control API's JSON (same names as the Python methods)."""
+        kind = FaultKind(spec["kind"])
+        fault = Fault(
+            kind=kind,
+            remaining=int(spec.get("count", 1)),
+            methods=_methods(spec.get("methods")),
+            status=int(spec.get("status", 429 if kind is FaultKind.RETRY_AFTER else 500)),
+            description=spec.get("description"),
+            retry_after=int(spec.get("retry_after", 1)),
+            seconds=float(spec.get("seconds", 0.0)),
+            after_execute=bool(spec.get("after_execute", False)),
+        )
+        if kind is FaultKind.STALL and fault.seconds <= 0:
+            raise ValueError("a stall needs seconds > 0")
+        return self.add(fault)
+
+    def take(self, method: str) -> Fault | None:
+        """Consume one unit of the first fault matching ``method``; None when the call should pass."""
+        for fault in self._faults:
+            if fault.matches(method):
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    @property
+    def pending(self) -> list[Fault]:
+        return list(self._faults)
