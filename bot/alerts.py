@@ -61,12 +61,9 @@ class AlertRecorder:
                      e.severity or "", e.camera, push)
             return RecordResult(alert.id, queued=push)
         alert_id = self._open.get(key)
-        if alert_id is None:
-            open_alert = self.store.open_alert(e.camera, e.track_id)
-            if open_alert is None:
-                log.warning("%s event for unknown track %s on %s ignored", e.kind, e.track_id, e.camera)
-                return RecordResult()
-            alert_id = open_alert.id
+        if alert_id is None:  # its start was not recorded by this process
+            log.warning("%s event for unknown track %s on %s ignored", e.kind, e.track_id, e.camera)
+            return RecordResult()
         if e.kind == "updated":
             self.store.update_alert(alert_id, seen_at=at, severity=e.severity,
                                     confidence=e.confidence, area=e.area_fraction,

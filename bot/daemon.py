@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from bot.config import Settings
 from storage import Store, upgrade
@@ -21,6 +21,9 @@ log = logging.getLogger("firewatch.daemon")
 def prepare_store(settings: Settings) -> Store:
     upgrade(settings.db_url)
     store = Store(settings.db_url)
+    stale = store.clear_stale_alerts(datetime.now(timezone.utc))
+    if stale:
+        log.info("%d alerts left open by the last run marked cleared", stale)
     recovered = store.recover_interrupted()
     if recovered:
         log.warning("%d deliveries interrupted by the last shutdown will be retried", recovered)

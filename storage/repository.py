@@ -307,6 +307,21 @@ class Store:
             self._queue_edits(s, alert, DeliveryKind.ALERT_CAPTION)
             return alert
 
+    def clear_stale_alerts(self, at: datetime) -> int:
+        """At start: alerts left open by the last run are cleared.
+
+        Track ids restart with the process, so an open alert can never be continued;
+        if the fire is still burning, the pipeline raises a new alert within seconds.
+        """
+        with self._tx() as s:
+            stale = s.scalars(select(Alert).where(Alert.cleared_at.is_(None))).all()
+            for alert in stale:
+                alert.cleared_at = at
+                if alert.status is AlertStatus.NEW:
+                    alert.status = AlertStatus.CLEARED
+                self._queue_edits(s, alert, DeliveryKind.ALERT_CAPTION)
+            return len(stale)
+
     def set_alert_status(self, alert_id: int, status: AlertStatus, user_id: int) -> Alert:
         """Record an operator's button press and refresh every chat's copy."""
         with self._tx() as s:

@@ -1,0 +1,118 @@
+"""From pipeline events to stored alerts and queued deliveries (bot/alerts.py)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.alerts import AlertRecorder
+from bot.queries import parse_history_args
+from bot.render import alert_caption, parse_alert_button
+from storage import Store, upgrade
+from storage.models import AlertStatus, DeliveryKind
+from vision.types import FireEvent, HealthEvent
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    url = f"sqlite:///{tmp_path / 'fw.db'}"
+    upgrade(url)
+    s = Store(url)
+    s.add_chat(11)
+    s.add_chat(-100)
+    yield s
+    s.close()
+
+
+def fire(kind: str, track: int = 7, severity: str | None = "start-fire", conf: float = 0.6,
+         area: float = 0.01, snapshot: str | None = None, camera: str = "yard") -> FireEvent:
+    return FireEvent(kind=kind, camera=camera, track_id=track, class_name="fire", severity=severity,
+                     confidence=conf, box=(10, 10, 50, 50), area_fraction=area, frame=3, t=0.3,
+                     wall=time.time(), snapshot=snapshot)
+
+
+def test_started_updated_cleared_make_one_alert_and_its_edits(store: Store) -> None:
+    rec = AlertRecorder(store, can_push=True)
+    started = rec.record(fire("started", snapshot="/s/1.jpg"))
+    assert started.queued
+    rec.record(fire("updated", severity="fire", conf=0.9, area=0.05, snapshot="/s/2.jpg"))
+    rec.record(fire("cleared"))
+    alerts, total = store.recent_alerts()
+    assert total == 1
+    a = alerts[0]
+    assert (a.severity, a.peak_confidence, a.peak_area, a.snapshot_path) == ("fire", 0.9, 0.05, "/s/2.jpg")
+    assert a.status is AlertStatus.CLEARED and a.cleared_at is not None
+    kinds = [(d.chat_id, d.kind) for d in store.deliveries(a.id)]
+    assert kinds[:2] == [(11, DeliveryKind.ALERT), (-100, DeliveryKind.ALERT)]
+    assert sorted(k for _, k in kinds[2:]) == [DeliveryKind.ALERT_PHOTO] * 2  # covers the clear too
+
+
+def test_two_tracks_are_two_alerts(store: Store) -> None:
+    rec = AlertRecorder(store, can_push=True)
+    rec.record(fire("started", track=1))
+    rec.record(fire("started", track=2))
+    assert store.recent_alerts()[1] == 2
+
+
+def test_disarmed_or_snoozed_or_tokenless_records_without_pushing(store: Store) -> None:
+    AlertRecorder(store, can_push=False).record(fire("started", track=1))
+    store.set_armed(False, user_id=5, method="cli")
+    AlertRecorder(store, can_push=True).record(fire("started", track=2))
+    store.set_armed(True, user_id=5, method="cli")
+    store.snooze("yard", datetime.now(timezone.utc) + timedelta(minutes=30), 5)
+    rec = AlertRecorder(store, can_push=True)
+    rec.record(fire("started", track=3))
+    rec.record(fire("started", track=4, camera="gate"))  # another camera is not snoozed
+    alerts, total = store.recent_alerts()
+    assert total == 4
+    pushed = {a.track_id: a.pushed for a in alerts}
+    assert pushed == {1: False, 2: False, 3: False, 4: True}
+    assert [d.alert_id for d in store.deliveries()] == [alerts[0].id] * 2
+
+
+def test_a_restart_clears_alerts_left_open_and_ignores_their_old_tracks(store: Store) -> None:
+    AlertRecorder(store, can_push=True).record(fire("started"))
+    assert store.clear_stale_alerts(datetime.now(timezone.utc)) == 1  # what the daemon does at start
+    fresh = AlertRecorder(store, can_push=True)
+    assert fresh.record(fire("updated")).alert_id is None  # track ids restart with the process
+    (alert,), _ = store.recent_alerts()
+    assert alert.status is AlertStatus.CLEARED
+    assert [d.kind for d in store.deliveries(alert.id)].count(DeliveryKind.ALERT_CAPTION) == 2
+
+
+def test_health_events_are_stored_and_pushed_when_armed(store: Store) -> None:
+    rec = AlertRecorder(store, can_push=True)
+    rec.record(HealthEvent(camera="yard", kind="lost", t=1.0, wall=time.time(), detail="no frames <b>"))
+    assert [e.kind for e in store.camera_events("yard")] == ["lost"]
+    texts = [d.text for d in store.deliveries()]
+    assert len(texts) == 2 and "lost" in texts[0] and "&lt;b&gt;" in texts[0]  # escaped HTML
+
+
+def test_caption_and_buttons(store: Store) -> None:
+    rec = AlertRecorder(store, can_push=True)
+    alert_id = rec.record(fire("started", conf=0.87)).alert_id
+    alert = store.set_alert_status(alert_id, AlertStatus.FALSE_ALARM, 11)
+    caption = alert_caption(alert, "Ann")
+    assert "FIRE — start-fire" in caption and "yard" in caption and "87%" in caption
+    assert f"Alert #{alert_id}" in caption and "false alarm by Ann" in caption
+    assert parse_alert_button(f"ack:{alert_id}") == ("ack", alert_id)
+    for forged in ["ack:", "ack:-1", "ack:1:2", "rm:1", "ack:１", None, "ack:" + "9" * 20]:
+        assert parse_alert_button(forged) is None
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    ([], (200, None, None)),
+    (["5"], (5, None, None)),
+    (["24h", "fire"], (200, timedelta(hours=24), "fire")),
+    (["smoke", "7d"], (200, timedelta(days=7), "smoke")),
+])
+def test_history_arguments(args, expected) -> None:  # type: ignore[no-untyped-def]
+    assert parse_history_args(args) == expected
+
+
+@pytest.mark.parametrize("args", [["-5"], ["0"], ["99999999999"], ["abc"], ["５"], ["1", "2", "3"], ["24y"]])
+def test_bad_history_arguments_are_refused(args) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError):
+        parse_history_args(args)

@@ -1,0 +1,210 @@
+"""The per-camera loop: source -> detector -> tracker -> fire events -> callback.
+
+``Pipeline.run()`` processes frames in the calling thread (offline replay);
+``start()`` / ``stop()`` run the same loop in a worker thread for the daemon (OpenCV and
+onnxruntime release the GIL). Events leave through one callback, called in the worker
+thread: the daemon hands them to its event loop thread-safely (e.g.
+``loop.call_soon_threadsafe``). The latest frame is kept so the daemon can ask for a
+fresh annotated picture (``snapshot()``) at any time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from vision.annotate import annotate, encode_jpeg, snapshot_path, write_jpeg
+from vision.events import CropClassifier, EventConfig, FireEvents
+from vision.health import HealthConfig, HealthMonitor, HealthState
+from vision.sources import Backoff, FrameSource, read_frames
+from vision.types import Detections, Event, FireEvent, Frame
+
+log = logging.getLogger(__name__)
+
+
+class DetectorLike(Protocol):
+    names: Mapping[int, str]
+
+    def __call__(self, image: np.ndarray) -> Detections: ...
+
+
+class TrackerLike(Protocol):
+    def update(self, detections: Detections, frame: np.ndarray) -> Detections: ...
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """What the daemon shows about one camera."""
+
+    camera: str
+    running: bool
+    health: HealthState
+    fps: float
+    frames: int
+    open_alerts: int
+    error: str | None
+
+
+class Pipeline:
+    """One camera's vision loop."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        detector: DetectorLike,
+        *,
+        camera: str | None = None,
+        tracker: TrackerLike | None = None,
+        event_config: EventConfig | None = None,
+        classifier: CropClassifier | None = None,
+        health_config: HealthConfig | None = None,
+        snapshot_dir: str | Path | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        on_frame: Callable[[Frame, Detections], None] | None = None,
+        backoff: Backoff | None = None,
+        flush_at_end: bool = True,
+    ) -> None:
+        if tracker is None:
+            from vision.tracker import Tracker
+
+            tracker = Tracker()
+        self.source = source
+        self.detector = detector
+        self.tracker = tracker
+        self.camera = camera or source.name
+        self.events = FireEvents(self.camera, detector.names, event_config, classifier)
+        self.health = HealthMonitor(self.camera, health_config)
+        self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
+        self.on_event = on_event
+        self.on_frame = on_frame
+        self.backoff = backoff
+        self.flush_at_end = flush_at_end
+        self.frames = 0
+        self.fps = 0.0
+        self.error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._latest: tuple[Frame, Detections] | None = None
+
+    # -- control -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the loop in a daemon worker thread."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name=f"vision-{self.camera}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Ask the loop to stop after the current frame and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def status(self) -> PipelineStatus:
+        return PipelineStatus(
+            self.camera, self.running, self.health.state, round(self.fps, 2), self.frames,
+            self.events.open_alerts, self.error,
+        )
+
+    def snapshot(self) -> np.ndarray | None:
+        """The latest frame, annotated with its tracked boxes (BGR), or None before the first frame."""
+        with self._lock:
+            latest = self._latest
+        if latest is None:
+            return None
+        return self.annotate(*latest)
+
+    def snapshot_jpeg(self, quality: int = 85) -> bytes | None:
+        image = self.snapshot()
+        return None if image is None else encode_jpeg(image, quality)
+
+    def annotate(self, frame: Frame, detections: Detections) -> np.ndarray:
+        return annotate(
+            frame.image, detections, self.detector.names, camera=self.camera, wall=frame.wall,
+            severity_of=self.events.severity_of,
+        )
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Process frames until the source ends or ``stop()``; events go to ``on_event``."""
+        last: Frame | None = None
+        previous_clock: float | None = None
+        try:
+            frames = read_frames(self.source, stop=self._stop, backoff=self.backoff, on_lost=self._lost)
+            for frame in frames:
+                self._process(frame)
+                last = frame
+                now = time.monotonic()
+                if previous_clock is not None and now > previous_clock:
+                    rate = 1.0 / (now - previous_clock)
+                    self.fps = rate if self.fps == 0.0 else 0.9 * self.fps + 0.1 * rate
+                previous_clock = now
+            if last is not None and self.flush_at_end and not self._stop.is_set():
+                for event in self.events.flush(last.index, last.t, last.wall):
+                    self._emit(self._with_snapshot(event, last))
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.exception("vision pipeline %s stopped", self.camera)
+            if threading.current_thread() is threading.main_thread():
+                raise
+
+    def _process(self, frame: Frame) -> None:
+        for health_event in self.health.observe(frame):
+            self._emit(health_event)
+        detections = self.detector(frame.image)
+        tracked = self.tracker.update(detections, frame.image)
+        with self._lock:
+            self._latest = (frame, tracked)
+        self.frames += 1
+        for event in self.events.update(tracked, frame):
+            self._emit(self._with_snapshot(event, frame, tracked))
+        if self.on_frame is not None:
+            self.on_frame(frame, tracked)
+
+    def _lost(self, reason: str) -> None:
+        for event in self.health.lost(reason):
+            self._emit(event)
+
+    def _with_snapshot(self, event: FireEvent, frame: Frame, tracked: Detections | None = None) -> FireEvent:
+        if self.snapshot_dir is None:
+            return event
+        if tracked is None:  # a cleared alert: show its last box on the last frame
+            tracked = Detections(
+                np.array([event.box]), [event.confidence],
+                [self._class_id(event.class_name)], [event.track_id],
+            )
+        path = snapshot_path(self.snapshot_dir, event)
+        try:
+            write_jpeg(path, self.annotate(frame, tracked))
+        except OSError:
+            log.exception("snapshot for %s track %s not written", self.camera, event.track_id)
+            return event
+        return dataclasses.replace(event, snapshot=str(path))
+
+    def _class_id(self, class_name: str) -> int:
+        return next((k for k, v in self.detector.names.items() if v == class_name), -1)
+
+    def _emit(self, event: Event) -> None:
+        log.info("%s", event.to_json())
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event)
+        except Exception:  # a consumer's bug must not stop fire detection
+            log.exception("event consumer failed on %s", event)

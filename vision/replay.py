@@ -1,0 +1,149 @@
+"""Offline detection: run the daemon's pipeline on a file, folder or stream and write
+events (JSON lines), snapshots and optionally an annotated video.
+
+The CLI (``firewatch detect``) wraps :func:`replay`; this module does not depend on click.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import cv2
+
+from vision.events import CropClassifier, EventConfig
+from vision.health import HealthConfig
+from vision.pipeline import DetectorLike, Pipeline, TrackerLike
+from vision.sources import open_source
+from vision.types import Detections, Event, FireEvent, Frame
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fire-detector.onnx"
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    """What one replay did. ``seconds`` is processing wall time; ``source_seconds`` media time."""
+
+    source: str
+    frames: int
+    seconds: float
+    source_seconds: float
+    fps: float
+    events: dict[str, int] = field(default_factory=dict)
+    events_path: str | None = None
+    video_path: str | None = None
+    snapshots_dir: str | None = None
+    providers: list[str] = field(default_factory=list)
+
+
+class _VideoOut:
+    """Annotated frames into an mp4, opened on the first frame (its size is known then)."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self._writer: cv2.VideoWriter | None = None
+        self._size = (0, 0)  # (w, h)
+
+    def write(self, image) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._size = (image.shape[1], image.shape[0])
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, self._size)
+            if not self._writer.isOpened():
+                raise OSError(f"cannot write video {self.path}")
+        if (image.shape[1], image.shape[0]) != self._size:  # folders may mix sizes; a video cannot
+            image = cv2.resize(image, self._size)
+        self._writer.write(image)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def replay(
+    source: str | Path | int,
+    *,
+    model: str | Path = DEFAULT_MODEL,
+    out_video: str | Path | None = None,
+    events: str | Path | None = None,
+    snapshots: str | Path | None = None,
+    fps: float | None = None,
+    camera: str | None = None,
+    conf_threshold: float = 0.25,
+    threads: int | None = None,
+    event_config: EventConfig | None = None,
+    health_config: HealthConfig | None = None,
+    classifier: CropClassifier | None = None,
+    detector: DetectorLike | None = None,
+    tracker: TrackerLike | None = None,
+) -> ReplaySummary:
+    """Run the pipeline over ``source`` until it ends; returns a summary.
+
+    ``events``: JSON-lines file, one object per fire or health event. ``snapshots``: folder
+    for annotated JPEGs of each fire event. ``out_video``: annotated mp4 of every frame.
+    ``fps``: playback rate of an image folder / subsampling of a video file.
+    ``detector`` / ``tracker`` replace the ONNX model / ByteTrack (tests, other runtimes).
+    """
+    if detector is None:
+        from vision.detector import Detector
+
+        detector = Detector(model, conf_threshold=conf_threshold, threads=threads)
+    frame_source = open_source(source, fps=fps, name=camera)
+    counts: dict[str, int] = {"started": 0, "updated": 0, "cleared": 0, "health": 0}
+    events_file: IO[str] | None = None
+    if events is not None:
+        Path(events).parent.mkdir(parents=True, exist_ok=True)
+        events_file = open(events, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    video: _VideoOut | None = None
+    last_t = 0.0
+
+    def on_event(event: Event) -> None:
+        counts[event.kind if isinstance(event, FireEvent) else "health"] += 1
+        if events_file is not None:
+            events_file.write(json.dumps(event.to_dict()) + "\n")
+            events_file.flush()
+
+    pipeline: Pipeline
+
+    def on_frame(frame: Frame, tracked: Detections) -> None:
+        nonlocal video, last_t
+        last_t = frame.t
+        if out_video is not None:
+            if video is None:
+                video = _VideoOut(Path(out_video), frame_source.fps or fps or 10.0)
+            video.write(pipeline.annotate(frame, tracked))
+
+    pipeline = Pipeline(
+        frame_source, detector, camera=camera, tracker=tracker, event_config=event_config,
+        classifier=classifier, health_config=health_config, snapshot_dir=snapshots,
+        on_event=on_event, on_frame=on_frame,
+    )
+    started = time.monotonic()
+    try:
+        pipeline.run()
+    except KeyboardInterrupt:  # a stream never ends: Ctrl-C stops it and still reports
+        log.info("replay of %s interrupted after %d frames", source, pipeline.frames)
+    finally:
+        if events_file is not None:
+            events_file.close()
+        if video is not None:
+            video.close()
+    seconds = time.monotonic() - started
+    return ReplaySummary(
+        source=str(source),
+        frames=pipeline.frames,
+        seconds=round(seconds, 3),
+        source_seconds=round(last_t, 3),
+        fps=round(pipeline.frames / seconds, 2) if seconds > 0 else 0.0,
+        events=counts,
+        events_path=str(events) if events is not None else None,
+        video_path=str(out_video) if out_video is not None and video is not None else None,
+        snapshots_dir=str(snapshots) if snapshots is not None else None,
+        providers=list(getattr(detector, "providers", [])),
+    )
