@@ -117,26 +117,6 @@ def test_metadata_fallbacks():
 # -- a real ONNX model ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory) -> Path:
-    """An untrained fire-detector (scale p) exported by ultralytics, as training/ would."""
-    pytest.importorskip("ultralytics", reason="exporting a model needs the train extra")
-    root = tmp_path_factory.mktemp("tiny-yolo")
-    os.environ["YOLO_CONFIG_DIR"] = str(root / "config")
-    from training import offline
-
-    offline.prepare(root / "config")
-    import torch
-
-    torch.set_num_threads(1)
-    from training.detector import model_yaml
-    from ultralytics import YOLO
-
-    model = YOLO(str(model_yaml("p", root)))
-    model.model.names = {0: "fire", 1: "smoke"}  # training sets them from data.yaml
-    return Path(model.export(format="onnx", imgsz=320, device="cpu"))
-
-
 def test_tiny_model_metadata_output_and_providers(tiny_onnx, caplog):
     caplog.set_level(logging.INFO, logger="vision.detector")
     detector = Detector(tiny_onnx, conf_threshold=0.0, threads=1, max_det=50)

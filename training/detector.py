@@ -143,6 +143,30 @@ def export_detector(weights: Path, out: Path, imgsz: int = 320, half: bool = Fal
     return out
 
 
+def export_untrained(out: Path, scale: str = "p", imgsz: int = 320) -> Path:
+    """Export a freshly initialised detector: the right graph and metadata, no skill.
+
+    Tests use it to check loading and parsing without waiting for a trained model.
+    """
+    offline.prepare()
+    import contextlib
+
+    from ultralytics import YOLO
+
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = YOLO(str(model_yaml(scale, out.parent)))
+    model.model.names = {0: "fire", 1: "smoke"}  # training takes them from data.yaml
+    # A model built from a YAML is exported into the working directory: use a scratch one.
+    scratch = out.parent / f".export-{out.stem}"
+    scratch.mkdir(exist_ok=True)
+    with contextlib.chdir(scratch):
+        exported = Path(model.export(format="onnx", imgsz=imgsz, device="cpu")).resolve()
+    shutil.move(exported, out)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
 if __name__ == "__main__":  # used to launch long background runs: python -m training.detector
     import argparse
 
