@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pytest
 
+# Ultralytics probes the network when imported unless told it is offline; any test
+# module may import it, so this must hold before the first import.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data"))
 SHIPPED_DETECTOR = REPO / "models" / "fire-detector.onnx"

@@ -8,8 +8,10 @@ daemon loads; ultralytics stores class names, stride and input size in its metad
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections.abc import Callable
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,7 @@ class DetectorRun:
         return self.dir / "weights" / "best.pt"
 
 
-def data_yaml(data_dir: Path) -> Path:
+def data_yaml(data_dir: Path, runs_dir: Path = RUNS) -> Path:
     """The dataset's data.yaml, with its relative ``path`` resolved.
 
     The shared dataset says ``path: .``; ultralytics would read that relative to its own
@@ -55,7 +57,8 @@ def data_yaml(data_dir: Path) -> Path:
     source = data_dir / "data.yaml"
     spec = yaml.safe_load(source.read_text())
     spec["path"] = str(data_dir)
-    out = RUNS.parent / "data" / f"{data_dir.name}-{abs(hash(str(data_dir))) % 10**8}.yaml"
+    digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:8]
+    out = Path(runs_dir).parent / "data" / f"{data_dir.name}-{digest}.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(spec))
     return out
@@ -86,18 +89,24 @@ def train_detector(
     runs_dir: Path = RUNS,
     device: str = "cpu",
     seed: int = 0,
+    callbacks: dict[str, Callable[[object], None]] | None = None,
 ) -> DetectorRun:
-    """Train (or resume) one detector run; returns where its weights are."""
+    """Train (or resume) one detector run; returns where its weights are.
+
+    ``callbacks`` maps ultralytics event names (e.g. ``on_fit_epoch_end``) to functions
+    of the trainer: tests use one to stop a run early and resume it.
+    """
     offline.prepare()
     from ultralytics import YOLO
 
     run = DetectorRun(scale, Path(runs_dir))
-    data = str(data_yaml(data_dir))
+    data = str(data_yaml(data_dir, run.runs_dir))
     if resume:
         if not run.last.exists():
             raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
         log.info("resuming %s from %s", run.dir, run.last)
-        YOLO(str(run.last)).train(resume=True, data=data, workers=workers, device=device)
+        model = _with_callbacks(YOLO(str(run.last)), callbacks)
+        model.train(resume=True, data=data, workers=workers, device=device)
         return run
 
     if run.dir.exists():
@@ -106,7 +115,7 @@ def train_detector(
         backup = run.dir.with_name(run.dir.name + ".old")
         shutil.rmtree(backup, ignore_errors=True)
         run.dir.rename(backup)
-    model = YOLO(str(model_yaml(scale, run.runs_dir / "configs")))
+    model = _with_callbacks(YOLO(str(model_yaml(scale, run.runs_dir / "configs"))), callbacks)
     model.train(
         data=data,
         epochs=epochs,
@@ -127,6 +136,12 @@ def train_detector(
         verbose=True,
     )
     return run
+
+
+def _with_callbacks(model, callbacks):  # type: ignore[no-untyped-def]
+    for event, func in (callbacks or {}).items():
+        model.add_callback(event, func)
+    return model
 
 
 def export_detector(weights: Path, out: Path, imgsz: int = 320, half: bool = False) -> Path:

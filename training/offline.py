@@ -53,18 +53,18 @@ def prepare(config_dir: Path | None = None) -> Path:
     os.environ["YOLO_AUTOINSTALL"] = "false"
     os.environ.setdefault("YOLO_VERBOSE", "true")
 
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
     # check_font() downloads Arial.ttf from GitHub whenever a dataset is plotted;
-    # YOLO_OFFLINE does not stop it, a file already in place does.
-    fonts_dir = config_dir / "Ultralytics"
-    fonts_dir.mkdir(parents=True, exist_ok=True)
+    # YOLO_OFFLINE does not stop it, a file already in place does. USER_CONFIG_DIR is
+    # where it looks: our config_dir, unless ultralytics was imported before this call.
     font = _local_font()
     if font is not None:
+        USER_CONFIG_DIR.mkdir(parents=True, exist_ok=True)
         for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-            target = fonts_dir / name
+            target = USER_CONFIG_DIR / name
             if not target.exists():
                 shutil.copyfile(font, target)
-
-    from ultralytics.utils import SETTINGS
 
     SETTINGS.update({key: False for key in _SETTINGS_OFF if key in SETTINGS})
     return config_dir

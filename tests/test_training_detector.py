@@ -1,0 +1,91 @@
+"""The detector's training entry point, end to end on a tiny slice, offline and resumable."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import cv2
+import pytest
+
+from tests.conftest import DATA
+
+pytest.importorskip("ultralytics", reason="training needs the train extra")
+
+
+def _tiny_dataset(root: Path, n_train: int = 8, n_val: int = 4) -> Path:
+    """A YOLO folder with a few real fire images and one fire-free one per split."""
+    fire = DATA / "fire"
+    for split, n in (("train", n_train), ("val", n_val)):
+        labels = sorted((fire / "labels" / split).glob("rf__*.txt"))
+        with_fire = [p for p in labels if p.stat().st_size][: n - 1]
+        empty = [p for p in labels if not p.stat().st_size][:1]
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        for label in with_fire + empty:
+            shutil.copy(label, root / "labels" / split / label.name)
+            image = fire / "images" / split / (label.stem + ".jpg")
+            (root / "images" / split / image.name).symlink_to(image)
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: fire\n  1: smoke\n"
+    )
+    return root
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record (and refuse) every attempt to reach another host."""
+    attempts: list[str] = []
+    real_connect = socket.socket.connect
+
+    def connect(self, address):  # type: ignore[no-untyped-def]
+        if isinstance(address, tuple) and address[0] not in {"127.0.0.1", "::1", "localhost"}:
+            attempts.append(f"connect {address}")
+            raise OSError("network disabled in tests")
+        return real_connect(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        attempts.append(f"resolve {host}")
+        raise socket.gaierror("network disabled in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return attempts
+
+
+@pytest.mark.slow
+def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: list[str]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from training.detector import export_detector, train_detector
+    from vision.detector import Detector
+
+    data = _tiny_dataset(tmp_path / "data")
+    runs = tmp_path / "runs" / "detector"
+
+    class SessionEnded(Exception):
+        pass
+
+    def end_session(trainer) -> None:  # type: ignore[no-untyped-def]
+        raise SessionEnded  # as if the process were killed right after epoch 1 was saved
+
+    with pytest.raises(SessionEnded):
+        train_detector(data, epochs=2, batch=4, workers=0, runs_dir=runs,
+                       callbacks={"on_model_save": end_session})
+    from training.detector import DetectorRun
+
+    run = DetectorRun("p", runs)
+    assert run.last.is_file()
+    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
+
+    train_detector(data, epochs=2, batch=4, workers=0, runs_dir=runs, resume=True)
+    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 3  # epoch 2 added
+
+    onnx = export_detector(run.best, tmp_path / "fire-detector.onnx")
+    detector = Detector(onnx, threads=1)
+    assert detector.names == {0: "fire", 1: "smoke"} and detector.imgsz == (320, 320)
+    image = cv2.imread(str(next((data / "images" / "val").iterdir())))
+    assert len(detector(image)) >= 0  # runs; an epoch-2 model need not find anything
+    assert no_network == [], f"training reached for the network: {no_network}"
