@@ -93,15 +93,16 @@ class OutboxSender:
             if not due:
                 break
             for delivery in due:
-                flood_wait = await self._deliver(delivery)
-                if flood_wait is not None:
-                    return flood_wait  # Telegram asked us to hold everything
+                hold = await self._deliver(delivery)
+                if hold is not None:
+                    return hold  # flood control or an outage: everything waits
         next_at = await asyncio.to_thread(self.store.next_due_at)
         if next_at is None:
             return 60.0
         return max(0.05, min(60.0, (next_at - _now()).total_seconds()))
 
     async def _deliver(self, delivery: Delivery) -> float | None:
+        """Send one delivery; returns seconds to hold all sending, or None to go on."""
         claimed = await asyncio.to_thread(self.store.claim_delivery, delivery.id)
         if claimed is None:
             return None
@@ -121,8 +122,10 @@ class OutboxSender:
             log.error("delivery %d to chat %d refused: %s", claimed.id, claimed.chat_id, redact(str(exc)))
             await asyncio.to_thread(self.store.mark_failed, claimed.id, redact(str(exc)))
         except (NetworkError, TelegramError, OSError) as exc:
+            # Telegram is unreachable or failing: hold the whole pass rather than hammer it.
             delay = min(MAX_BACKOFF_S, self.base_backoff_s * 2 ** (claimed.attempts - 1))
             await self._retry(claimed, f"{type(exc).__name__}: {exc}", delay)
+            return delay
         else:
             self.stats.sent += 1
             await asyncio.to_thread(self.store.mark_sent, claimed.id, message_id)

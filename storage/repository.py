@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from storage.db import create_db_engine
 from storage.models import (
@@ -412,14 +412,31 @@ class Store:
             return rows
 
     def due_deliveries(self, now: datetime | None = None, limit: int = 50) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest first (alerts stay in order)."""
+        """Pending deliveries whose time has come, oldest first.
+
+        Each chat receives its messages in the order they were queued: a delivery waiting
+        for a retry holds back the later ones of its chat (not those of other chats).
+        """
+        now = now or utcnow()
+        earlier = aliased(Delivery)
+        held_back = (
+            select(earlier.id)
+            .where(
+                earlier.chat_id == Delivery.chat_id,
+                earlier.id < Delivery.id,
+                earlier.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+                earlier.next_attempt_at > now,
+            )
+            .exists()
+        )
         with self._tx() as s:
             return list(
                 s.scalars(
                     select(Delivery)
                     .where(
                         Delivery.status == DeliveryStatus.PENDING,
-                        Delivery.next_attempt_at <= (now or utcnow()),
+                        Delivery.next_attempt_at <= now,
+                        ~held_back,
                     )
                     .order_by(Delivery.id)
                     .limit(limit)

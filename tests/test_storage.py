@@ -254,3 +254,13 @@ def test_a_locked_database_waits_for_the_other_writer(db_url: str) -> None:
     assert store.alert_chat_ids() == [5]
     store.close()
     other.close()
+
+
+def test_a_delivery_waiting_for_retry_holds_back_its_chat_only(store: Store) -> None:
+    first, second = store.queue_text([1, 1], "x")
+    (other,) = store.queue_text([2], "y")
+    store.claim_delivery(first.id)
+    store.mark_retry(first.id, "502", datetime.now(timezone.utc) + timedelta(minutes=1))
+    assert [d.id for d in store.due_deliveries()] == [other.id]  # chat 1 waits for its first
+    later = datetime.now(timezone.utc) + timedelta(minutes=2)
+    assert [d.id for d in store.due_deliveries(now=later)] == [first.id, second.id, other.id]
