@@ -1,0 +1,470 @@
+"""Evaluate an ONNX fire/smoke detector on a YOLO-format folder, as the daemon runs it.
+
+Predictions come from ``vision.detector.Detector`` (same letterbox, NMS and max_det as the
+daemon). One pass at a low confidence (0.001) feeds the ranking metrics: mAP50 and mAP50-95
+per class, from ultralytics' ``ap_per_class`` (COCO 101-point interpolation, greedy matching
+in descending confidence, the policy of ultralytics' own validator), so the numbers compare
+with ``yolo val`` and the training log; a perfect detector scores 0.995 there (the 101-point
+curve is integrated with the trapezoid rule down to precision 0 at recall 1). Everything an
+operator sees is then read at the operating threshold from the same detections: greedy NMS never lets
+a box below the threshold suppress one above it, so filtering afterwards gives the detections
+a run at the threshold would give (unless an image has more than max_det boxes above it).
+
+At the operating threshold: per-class precision / recall / F1 (IoU ``iou``), image-level fire
+F1 (an image "has fire" if it has a fire label; "fire predicted" if any fire detection), the
+false-positive rate on images without a fire label and, separately, on images with no labels
+at all, and a confusion matrix (ultralytics' ``ConfusionMatrix``).
+
+    python -m training.evaluate --data ../shared/data/fire --model models/fire-detector.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from vision.types import Detections
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# COCO's IoU thresholds for mAP50-95.
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+MAP_CONF = 0.001
+
+
+# -- data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and its YOLO label file (which may be missing: no objects)."""
+
+    image: Path
+    label: Path
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Labelled boxes of one image: xyxy float32 (M, 4) in image pixels, class_id int32 (M,)."""
+
+    xyxy: np.ndarray
+    class_id: np.ndarray
+
+    @classmethod
+    def read(cls, label: Path, shape: tuple[int, int]) -> GroundTruth:
+        """Parse ``class cx cy w h`` (normalised) lines for an image of ``shape`` (h, w)."""
+        rows = np.zeros((0, 5), np.float32)
+        if label.is_file():
+            text = label.read_text().strip()
+            if text:
+                rows = np.array([line.split()[:5] for line in text.splitlines() if line.strip()], np.float32)
+        h, w = shape
+        cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        return cls(xyxy.astype(np.float32), rows[:, 0].astype(np.int32))
+
+    def __len__(self) -> int:
+        return len(self.class_id)
+
+
+def _label_for(image: Path) -> Path:
+    """ultralytics' rule: the last ``images`` folder in the path becomes ``labels``."""
+    parts = list(image.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def _split_dir(spec_file: Path, split: str) -> Path:
+    spec = yaml.safe_load(spec_file.read_text())
+    root = Path(spec.get("path") or ".")
+    root = root if root.is_absolute() else spec_file.parent / root
+    if split not in spec:
+        raise ValueError(f"{spec_file} has no {split!r} split")
+    return root / spec[split]
+
+
+def find_samples(data: str | Path, split: str = "val", limit: int | None = None) -> list[Sample]:
+    """Images (sorted) and their label files.
+
+    ``data`` is a ``data.yaml``, a folder holding one (its ``split`` is used), or a folder
+    with ``images/`` and ``labels/``. ``limit`` keeps an evenly spaced subset, so every source
+    of a sorted, prefix-named dataset stays represented.
+    """
+    data = Path(data)
+    if data.is_file():
+        images_dir = _split_dir(data, split)
+    elif (data / "data.yaml").is_file():
+        images_dir = _split_dir(data / "data.yaml", split)
+    elif (data / "images").is_dir():
+        images_dir = data / "images"
+    else:
+        raise FileNotFoundError(f"{data}: neither a data.yaml nor a folder with images/ and labels/")
+    images = sorted(p for p in images_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise FileNotFoundError(f"no images under {images_dir}")
+    if limit is not None and limit < len(images):
+        images = [images[i] for i in np.linspace(0, len(images) - 1, limit).round().astype(int)]
+    return [Sample(p, _label_for(p)) for p in images]
+
+
+def dataset_names(data: str | Path) -> dict[int, str] | None:
+    """Class names from the dataset's data.yaml, if it has one."""
+    data = Path(data)
+    spec_file = data if data.is_file() else data / "data.yaml"
+    if not spec_file.is_file():
+        return None
+    names = yaml.safe_load(spec_file.read_text()).get("names")
+    if isinstance(names, list):
+        return dict(enumerate(names))
+    return {int(k): str(v) for k, v in names.items()} if names else None
+
+
+# -- matching ---------------------------------------------------------------------------
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of xyxy boxes (M, 4) x (N, 4) -> (M, N)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def match(dets: Detections, gt: GroundTruth, thresholds: np.ndarray) -> np.ndarray:
+    """Which detections are true positives at each IoU threshold: bool (N, T).
+
+    Same-class, one-to-one, greedy in descending confidence: each detection takes its
+    best-overlapping unclaimed label (ultralytics' ``match_predictions``). Because the greedy
+    order is by confidence, the rows of the detections above any threshold are exactly what
+    matching only those detections would give.
+    """
+    correct = np.zeros((len(dets), len(thresholds)), bool)
+    if not len(dets) or not len(gt):
+        return correct
+    order = np.argsort(-dets.confidence, kind="stable")
+    iou = box_iou_matrix(gt.xyxy, dets.xyxy[order])
+    iou *= gt.class_id[:, None] == dets.class_id[order][None, :]
+    claimed = np.zeros((len(gt), len(thresholds)), bool)
+    cols = np.arange(len(thresholds))
+    for j in np.flatnonzero((iou >= thresholds.min()).any(axis=0)):
+        available = np.where(claimed, 0.0, iou[:, j, None])  # (M, T)
+        best = available.argmax(axis=0)
+        hit = available[best, cols] >= thresholds
+        correct[order[j]] = hit
+        claimed[best, cols] |= hit
+    return correct
+
+
+# -- the report -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """One class: AP over the ranking (None if the class has no labels) and P/R/F1 at the
+    operating threshold."""
+
+    name: str
+    labels: int
+    detections: int  # at the operating threshold
+    ap50: float | None
+    ap50_95: float | None
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class ImageMetrics:
+    """Image-level view of one class at the operating threshold."""
+
+    positives: int  # images with at least one label of the class
+    predicted: int  # images with at least one detection of the class
+    true_positives: int
+    precision: float
+    recall: float
+    f1: float
+
+
+@dataclass(frozen=True)
+class FalsePositiveRate:
+    """Share of ``images`` that got at least one fire detection (``flagged``)."""
+
+    images: int
+    flagged: int
+    rate: float | None
+
+
+@dataclass
+class EvalReport:
+    """What :func:`evaluate` measured; ``to_dict`` is the JSON written."""
+
+    model: str
+    data: str
+    images: int
+    conf: float
+    iou: float
+    map50: float
+    map50_95: float
+    classes: dict[str, ClassMetrics]
+    image_fire: ImageMetrics
+    fp_rate_fire_free: FalsePositiveRate  # images without a fire label (may hold smoke)
+    fp_rate_no_labels: FalsePositiveRate  # images without any label
+    confusion_matrix: list[list[int]]  # [predicted, true], last row/column = background
+    ms_per_image: float | None = None  # full Detector call; informative only (see bench/)
+    plots: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        """A plain-text summary for the terminal."""
+        lines = [
+            f"model {self.model}  data {self.data}  images {self.images}  "
+            f"operating conf {self.conf}  match IoU {self.iou}",
+            f"{'class':<10}{'labels':>8}{'dets':>7}{'AP50':>8}{'AP50-95':>9}{'P':>7}{'R':>7}{'F1':>7}",
+        ]
+
+        def ap(v: float | None) -> str:
+            return "-" if v is None else f"{v:.3f}"
+
+        for c in self.classes.values():
+            lines.append(
+                f"{c.name:<10}{c.labels:>8}{c.detections:>7}{ap(c.ap50):>8}{ap(c.ap50_95):>9}"
+                f"{c.precision:>7.3f}{c.recall:>7.3f}{c.f1:>7.3f}"
+            )
+        lines.append(f"{'all':<10}{'':>8}{'':>7}{self.map50:>8.3f}{self.map50_95:>9.3f}")
+        f = self.image_fire
+        lines.append(
+            f"image-level fire: P {f.precision:.3f}  R {f.recall:.3f}  F1 {f.f1:.3f}  "
+            f"({f.true_positives}/{f.positives} fire images found, {f.predicted} flagged)"
+        )
+        for label, fpr in (("no fire label", self.fp_rate_fire_free), ("no labels", self.fp_rate_no_labels)):
+            rate = "-" if fpr.rate is None else f"{fpr.rate:.3f}"
+            lines.append(f"false-positive rate on images with {label}: {rate} ({fpr.flagged}/{fpr.images})")
+        if self.ms_per_image is not None:
+            lines.append(f"{self.ms_per_image:.1f} ms per image (detector call, this machine, informative)")
+        return "\n".join(lines)
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den else 0.0
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+class EvalAccumulator:
+    """Collects (ground truth, low-confidence detections) per image; :meth:`report` scores them.
+
+    Kept apart from the model so that the metric code can be checked with hand-made
+    detections (ground truth fed back must score 1.0).
+    """
+
+    def __init__(self, names: dict[int, str], conf: float, iou: float, fire_class: int | None = None) -> None:
+        self.names = names
+        self.conf = conf
+        self.iou = iou
+        self.fire_class = fire_class if fire_class is not None else _find_class(names, "fire")
+        self._thresholds = np.append(IOU_THRESHOLDS, iou)  # last column: the operating match IoU
+        self._tp: list[np.ndarray] = []
+        self._conf: list[np.ndarray] = []
+        self._pred_cls: list[np.ndarray] = []
+        self._target_cls: list[np.ndarray] = []
+        self._image_flags: list[tuple[bool, bool, bool]] = []  # (has fire label, no labels, fire predicted)
+        self._confusion = None
+
+    def add(self, gt: GroundTruth, dets: Detections) -> None:
+        self._tp.append(match(dets, gt, self._thresholds))
+        self._conf.append(dets.confidence)
+        self._pred_cls.append(dets.class_id)
+        self._target_cls.append(gt.class_id)
+        above = dets.confidence >= self.conf
+        fire_predicted = bool((above & (dets.class_id == self.fire_class)).any())
+        self._image_flags.append((bool((gt.class_id == self.fire_class).any()), len(gt) == 0, fire_predicted))
+        self._add_confusion(gt, dets[above])
+
+    def _add_confusion(self, gt: GroundTruth, dets: Detections) -> None:
+        import torch
+        from ultralytics.utils.metrics import ConfusionMatrix
+
+        if self._confusion is None:
+            self._confusion = ConfusionMatrix(names=self.names)
+        self._confusion.process_batch(
+            {"bboxes": torch.from_numpy(dets.xyxy), "conf": torch.from_numpy(dets.confidence),
+             "cls": torch.from_numpy(dets.class_id.astype(np.float32))},
+            {"bboxes": torch.from_numpy(gt.xyxy), "cls": torch.from_numpy(gt.class_id.astype(np.float32))},
+            conf=self.conf - 1e-9,  # ultralytics keeps conf > threshold; the daemon keeps >=
+            iou_thres=self.iou,
+        )
+
+    def report(self, *, model: str = "", data: str = "", out_dir: Path | None = None) -> EvalReport:
+        from ultralytics.utils.metrics import ap_per_class
+
+        tp = np.concatenate(self._tp) if self._tp else np.zeros((0, len(self._thresholds)), bool)
+        conf = np.concatenate(self._conf) if self._conf else np.zeros(0, np.float32)
+        pred_cls = np.concatenate(self._pred_cls) if self._pred_cls else np.zeros(0, np.int32)
+        target_cls = np.concatenate(self._target_cls) if self._target_cls else np.zeros(0, np.int32)
+
+        plots: dict[str, str] = {}
+        ap_by_class: dict[int, np.ndarray] = {}
+        if len(target_cls):
+            if out_dir is not None:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            result = ap_per_class(
+                tp[:, :10], conf, pred_cls, target_cls,
+                plot=out_dir is not None, save_dir=out_dir or Path(), names=self.names,
+            )
+            ap, classes = result[5], result[6]
+            ap_by_class = {int(c): ap[i] for i, c in enumerate(classes)}
+            if out_dir is not None and (out_dir / "PR_curve.png").is_file():
+                plots["pr_curve"] = str(out_dir / "PR_curve.png")
+
+        above = conf >= self.conf
+        per_class: dict[str, ClassMetrics] = {}
+        for c, name in sorted(self.names.items()):
+            n_labels = int((target_cls == c).sum())
+            is_c = above & (pred_cls == c)
+            hits = int(tp[is_c, -1].sum())
+            p, r = _ratio(hits, int(is_c.sum())), _ratio(hits, n_labels)
+            ap_c = ap_by_class.get(c)
+            per_class[name] = ClassMetrics(
+                name, n_labels, int(is_c.sum()),
+                None if ap_c is None else round(float(ap_c[0]), 4),
+                None if ap_c is None else round(float(ap_c.mean()), 4),
+                round(p, 4), round(r, 4), round(_f1(p, r), 4),
+            )
+        with_labels = [m for m in per_class.values() if m.ap50 is not None]
+        map50 = float(np.mean([m.ap50 for m in with_labels])) if with_labels else 0.0
+        map50_95 = float(np.mean([m.ap50_95 for m in with_labels])) if with_labels else 0.0
+
+        flags = np.array(self._image_flags, bool).reshape(-1, 3)
+        has_fire, no_labels, fire_pred = flags[:, 0], flags[:, 1], flags[:, 2]
+        found = int((has_fire & fire_pred).sum())
+        ip, ir = _ratio(found, int(fire_pred.sum())), _ratio(found, int(has_fire.sum()))
+        image_fire = ImageMetrics(int(has_fire.sum()), int(fire_pred.sum()), found, round(ip, 4), round(ir, 4),
+                                  round(_f1(ip, ir), 4))
+
+        def fpr(mask: np.ndarray) -> FalsePositiveRate:
+            n, k = int(mask.sum()), int((mask & fire_pred).sum())
+            return FalsePositiveRate(n, k, round(k / n, 4) if n else None)
+
+        matrix = np.zeros((len(self.names) + 1,) * 2)
+        if self._confusion is not None:
+            matrix = self._confusion.matrix
+            if out_dir is not None:
+                for normalize in (False, True):
+                    self._confusion.plot(normalize=normalize, save_dir=out_dir)
+                for key, fname in (("confusion_matrix", "confusion_matrix.png"),
+                                   ("confusion_matrix_normalized", "confusion_matrix_normalized.png")):
+                    if (out_dir / fname).is_file():
+                        plots[key] = str(out_dir / fname)
+                    else:  # ultralytics' plot swallows its own errors
+                        log.warning("confusion matrix plot %s was not written", fname)
+
+        return EvalReport(
+            model=model, data=data, images=len(flags), conf=self.conf, iou=self.iou,
+            map50=round(map50, 4), map50_95=round(map50_95, 4), classes=per_class, image_fire=image_fire,
+            fp_rate_fire_free=fpr(~has_fire), fp_rate_no_labels=fpr(no_labels),
+            confusion_matrix=matrix.astype(int).tolist(), plots=plots,
+        )
+
+
+def _find_class(names: dict[int, str], wanted: str) -> int:
+    for k, v in names.items():
+        if v == wanted:
+            return int(k)
+    raise ValueError(f"no class named {wanted!r} in {names}")
+
+
+def evaluate(
+    data: str | Path,
+    model: str | Path,
+    *,
+    conf: float = 0.35,
+    iou: float = 0.5,
+    nms_iou: float = 0.5,
+    split: str = "val",
+    limit: int | None = None,
+    threads: int | None = None,
+    out_dir: str | Path | None = None,
+    json_path: str | Path | None = None,
+    verbose: bool = True,
+) -> EvalReport:
+    """Run ``model`` (ONNX) through the daemon's ``Detector`` on ``data`` and score it.
+
+    ``conf`` is the operating threshold (the daemon's ``detect_confidence``), ``iou`` the IoU a
+    detection needs to count as a hit at that threshold, ``nms_iou`` the daemon's NMS IoU.
+    ``out_dir`` receives PR_curve.png (plus F1/P/R curves) and confusion_matrix*.png;
+    ``json_path`` the report as JSON. ``limit`` evaluates an evenly spaced subset.
+    """
+    from training import offline
+
+    offline.prepare()  # ultralytics' metric and plotting code is imported below
+    from vision.detector import Detector
+
+    samples = find_samples(data, split, limit)
+    detector = Detector(model, conf_threshold=MAP_CONF, iou_threshold=nms_iou, threads=threads)
+    names = detector.names or dataset_names(data) or {0: "fire", 1: "smoke"}
+    expected = dataset_names(data)
+    if expected and expected != names:
+        log.warning("model classes %s differ from the dataset's %s", names, expected)
+    acc = EvalAccumulator(names, conf, iou)
+    spent = 0.0
+    for sample in samples:
+        image = cv2.imread(str(sample.image))
+        if image is None:
+            raise ValueError(f"cannot read image {sample.image}")
+        t = time.perf_counter()
+        dets = detector(image)
+        spent += time.perf_counter() - t
+        acc.add(GroundTruth.read(sample.label, image.shape[:2]), dets)
+    out = Path(out_dir) if out_dir is not None else None
+    report = acc.report(model=str(model), data=str(data), out_dir=out)
+    report.ms_per_image = round(1000 * spent / len(samples), 2)
+    if json_path is not None:
+        json_path = Path(json_path)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report.to_dict(), indent=2))
+    if verbose:
+        print(report.table())
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> EvalReport:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="data.yaml, or a folder with images/ and labels/")
+    ap.add_argument("--model", type=Path, default=Path("models/fire-detector.onnx"))
+    ap.add_argument("--conf", type=float, default=0.35, help="operating threshold")
+    ap.add_argument("--iou", type=float, default=0.5, help="match IoU at the operating threshold")
+    ap.add_argument("--nms-iou", type=float, default=0.5)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--out", type=Path, help="folder for the PNG plots")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    return evaluate(
+        args.data, args.model, conf=args.conf, iou=args.iou, nms_iou=args.nms_iou, split=args.split,
+        limit=args.limit, threads=args.threads, out_dir=args.out, json_path=args.json,
+    )
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()
