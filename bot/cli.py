@@ -231,5 +231,70 @@ def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
         click.echo(f"exported {export_detector(run.best, export_to)}")
 
 
+@train.command("classifier")
+@click.option("--data", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Shared data folder (default: $FIREWATCH_DATA).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/classifier"), show_default=True)
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None,
+              help="Write the ONNX files here (default: the shipped models/ folder).")
+@_friendly_errors
+def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None) -> None:
+    """Train the fire / start-fire / no-fire classifier (teacher, distilled student, pruned)."""
+    from bot.commands import data_root
+    from training.classifier import train_all
+
+    setup_logging("INFO")
+    report = train_all(data or data_root(), out, models_dir=models_dir)
+    click.echo(report)
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path, exists=True), required=True,
+              help="A YOLO folder (images/, labels/) or a data.yaml; its val split is used.")
+@click.option("--model", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Detector ONNX file (default: the configured one).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for the PR curve and confusion matrix PNGs.")
+@_friendly_errors
+def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Path | None) -> None:
+    """Accuracy of the detector on a labelled folder: mAP, P/R/F1, image-level F1, false alarms."""
+    from training.evaluate import evaluate as run_evaluation
+
+    settings = _settings()
+    run_evaluation(data, model or settings.detector_model, conf=settings.detect_confidence,
+                   nms_iou=settings.nms_iou, json_path=json_path,
+                   out_dir=out_dir or (json_path.parent if json_path else None))
+
+
+BENCHMARKS = {
+    "models": "bench.models_detector",
+    "classifier": "bench.models_classifier",
+    "pipeline": "bench.pipeline",
+    "selfie": "bench.selfie_latency",
+    "memory": "bench.memory",
+}
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name", type=click.Choice(sorted(BENCHMARKS)))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(name: str, args: tuple[str, ...]) -> None:
+    """Run a benchmark; arguments after NAME go to it (their help: python -m bench.<module> -h).
+
+    \b
+    models      detector variants: accuracy, latency at 1/2 threads, size, memory
+    classifier  classifier variants: the same table
+    pipeline    full pipeline vs bare model FPS, per-stage time, time to alert
+    selfie      selfie decision latency at 640x480 and 12 MP
+    memory      peak RSS of `firewatch run` over a replay
+    """
+    import runpy
+
+    # Each benchmark is also a plain `python -m bench.<name>` script; run it as one.
+    sys.argv = [f"firewatch bench {name}", *args]
+    runpy.run_module(BENCHMARKS[name], run_name="__main__", alter_sys=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -37,6 +37,9 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     from bot.alerts import AlertRecorder
     from bot.wiring import build_pipeline
 
+    stop = stop or threading.Event()
+    # Loading models takes seconds; a SIGTERM meanwhile must still end the process cleanly.
+    _stop_on_signals(stop)
     store = prepare_store(settings)
     recorder = AlertRecorder(store, can_push=settings.token is not None)
     log.info("firewatch starting: camera %r, database %s", settings.camera_name,
@@ -45,26 +48,50 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
         if settings.token is None:
             log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
             pipeline = build_pipeline(settings, recorder.record)
-            return _run_headless(pipeline, stop or threading.Event())
-        return _run_with_bot(settings, store, recorder)
+            return _run_headless(pipeline, stop)
+        return _run_with_bot(settings, store, recorder, stop)
     finally:
         store.close()
 
 
+_received: list[str] = []
+
+
+def _log_stop(reason: str = "") -> None:
+    signals = ", ".join(dict.fromkeys(_received)) or "a stop request"
+    log.info("received %s, stopping%s", signals, reason)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # tests drive the daemon from a thread and set `stop` themselves
+
+    def handle(signum: int, _frame: object) -> None:
+        # Logging from a signal handler can deadlock on the handler's lock: only record it.
+        _received.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handle)
+
+
 def _run_headless(pipeline, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, _f: stop.set())
+    if stop.is_set():
+        _log_stop(" before the camera started")
+        log.info("firewatch stopped")
+        return 0
     pipeline.start()
     while not stop.wait(0.5):
         if not pipeline.running:  # a file source ended
             break
+    if stop.is_set():
+        _log_stop()
     pipeline.stop()
     log.info("firewatch stopped")
     return 0
 
 
-def _run_with_bot(settings: Settings, store: Store, recorder) -> int:  # type: ignore[no-untyped-def]
+def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
     from bot.access import Access
     from bot.app import EventBridge, build_application
     from bot.selfie import LockoutPolicy, SelfieGate
@@ -86,6 +113,12 @@ def _run_with_bot(settings: Settings, store: Store, recorder) -> int:  # type: i
                         encoder=encoder, gate=gate, pipeline=pipeline,
                         model_name=settings.detector_model.name)
     app = build_application(services, bridge)
+    if stop.is_set():  # stopped while loading
+        _log_stop(" before the bot started")
+        log.info("firewatch stopped")
+        return 0
+    # From here PTB owns SIGINT/SIGTERM: it stops polling, then our post_stop hook
+    # stops the pipeline after its current frame and flushes queued events.
     app.run_polling(stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False)
     log.info("firewatch stopped")
     return 0
