@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from vision.detector import box_iou
+from vision.crops import context_crop
 from vision.types import Detections, FireEvent, Frame, Severity
 
 _RANK: dict[Severity | None, int] = {None: 0, "start-fire": 1, "fire": 2}
@@ -53,12 +54,11 @@ class EventConfig:
     growth_factor: float = 1.5
     start_fire_fraction: float = 0.02
     spread_factor: float = 2.0
-    veto_confidence: float = 0.8
+    veto_confidence: float = 0.9  # p(no-fire) that vetoes a track: see models/fire-classifier.md
     classify_every_s: float = 2.0
     merge_iou: float = 0.3
     fire_class: str = "fire"
     classify_classes: frozenset[str] = frozenset({"fire"})
-    crop_margin: float = 0.1
 
 
 @dataclass
@@ -200,7 +200,7 @@ class FireEvents:
             return
         if track.classified_t is not None and frame.t - track.classified_t < self.config.classify_every_s:
             return
-        result = self.classifier.classify(_crop(frame.image, box, self.config.crop_margin))
+        result = self.classifier.classify(context_crop(frame.image, box))
         track.classified_t = frame.t
         track.classified_label = result.label
         track.classified_confidence = float(result.confidence)
@@ -225,12 +225,3 @@ def _box_tuple(box: np.ndarray) -> tuple[float, float, float, float]:
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 
 
-def _crop(image: np.ndarray, box: np.ndarray, margin: float) -> np.ndarray:
-    """The box plus ``margin`` of its size on each side (context helps a classifier); a view."""
-    h, w = image.shape[:2]
-    bw, bh = box[2] - box[0], box[3] - box[1]
-    x1 = int(max(0, box[0] - margin * bw))
-    y1 = int(max(0, box[1] - margin * bh))
-    x2 = int(min(w, box[2] + margin * bw + 1))
-    y2 = int(min(h, box[3] + margin * bh + 1))
-    return image[y1:y2, x1:x2]
