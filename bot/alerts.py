@@ -57,8 +57,8 @@ class AlertRecorder:
                 snapshot_path=e.snapshot, seen_at=at, push=push,
             )
             self._open[key] = alert.id
-            log.info("alert #%d started: %s %s on %s (pushed: %s)", alert.id, e.class_name,
-                     e.severity or "", e.camera, push)
+            log.info("alert #%d started: %s%s on %s (pushed: %s)", alert.id, e.class_name,
+                     f" {e.severity}" if e.severity else "", e.camera, push)
             return RecordResult(alert.id, queued=push)
         alert_id = self._open.get(key)
         if alert_id is None:  # its start was not recorded by this process

@@ -37,6 +37,10 @@ async def alert_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         log.info("user %d snoozed %s until %s", user_id, alert.camera, until)
         return
     status = AlertStatus.ACKNOWLEDGED if action == ACK else AlertStatus.FALSE_ALARM
+    if user_id in svc.settings.admin_ids:
+        # An admin from the configuration has no operator row to take a name from: keep the
+        # Telegram name on their chat (which the daemon keeps active anyway) for the caption.
+        await asyncio.to_thread(svc.store.add_chat, user_id, update.effective_user.full_name)
     await asyncio.to_thread(svc.store.set_alert_status, alert_id, status, user_id)
     if status is AlertStatus.FALSE_ALARM:
         await asyncio.to_thread(_keep_hard_negative, svc.settings.data_dir, alert.snapshot_path, alert_id)

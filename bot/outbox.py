@@ -184,9 +184,17 @@ class OutboxSender:
     async def _caption(self, alert: Alert) -> str:
         name = None
         if alert.acted_by is not None:
-            op = await asyncio.to_thread(self.store.get_operator, alert.acted_by, active_only=False)
-            name = op.name if op else str(alert.acted_by)
+            name = await asyncio.to_thread(display_name, self.store, alert.acted_by)
         return alert_caption(alert, name)
+
+
+def display_name(store: Store, user_id: int) -> str:
+    """An operator's name; for an admin known only from the configuration, the name their
+    private chat was saved under (see ``buttons``); else the bare id."""
+    op = store.get_operator(user_id, active_only=False)
+    if op is not None:
+        return op.name
+    return store.chat_title(user_id) or str(user_id)
 
 
 def _readable(path: str | None) -> bool:

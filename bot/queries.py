@@ -14,6 +14,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.access import members_only
 from bot.cli import parse_period
+from bot.outbox import display_name
 from bot.render import alert_caption, alert_keyboard, local_time
 from bot.services import services
 
@@ -52,8 +53,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         lines.append("🔕 <b>Disarmed</b>" + (f", re-arms at {local_time(state.rearm_at)}" if state.rearm_at else ""))
     if state.changed_by is not None:
-        op = await asyncio.to_thread(svc.store.get_operator, state.changed_by, active_only=False)
-        who = escape(op.name) if op else str(state.changed_by)
+        who = escape(await asyncio.to_thread(display_name, svc.store, state.changed_by))
         lines.append(f"Last change by {who} at {local_time(state.changed_at)}")
     if svc.pipeline is not None:
         ps = svc.pipeline.status()

@@ -136,6 +136,11 @@ class Store:
             result = s.execute(update(Chat).where(Chat.chat_id == chat_id).values(active=False))
             return bool(result.rowcount)
 
+    def chat_title(self, chat_id: int) -> str | None:
+        """The stored title of a chat (a private chat's title is its user's name), if any."""
+        with self._tx() as s:
+            return s.scalar(select(Chat.title).where(Chat.chat_id == chat_id)) or None
+
     def alert_chat_ids(self) -> list[int]:
         with self._tx() as s:
             return list(s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id)))
