@@ -14,6 +14,7 @@ from telegram.ext import CallbackQueryHandler, ContextTypes
 from bot.access import members_only
 from bot.render import ACK, FALSE_ALARM, SNOOZE, SNOOZE_MINUTES, local_time, parse_alert_button
 from bot.services import services
+from vision.annotate import raw_frame_path
 from storage.models import AlertStatus
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def _keep_hard_negative(data_dir: Path, snapshot: str | None, alert_id: int) -> 
     """Keep the false alarm's frame for the next training round."""
     if not snapshot or not Path(snapshot).is_file():
         return
-    raw = Path(snapshot).with_suffix(".raw.jpg")  # the pipeline's unannotated copy, if any
+    raw = raw_frame_path(Path(snapshot))  # the pipeline's unannotated copy
     source = raw if raw.is_file() else Path(snapshot)
     target = Path(data_dir) / "hard-negatives" / f"alert-{alert_id}{source.suffix}"
     try:

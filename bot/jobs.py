@@ -13,6 +13,7 @@ from telegram.ext import Application, ContextTypes
 
 from bot.render import local_time
 from bot.services import Services, services
+from vision.annotate import raw_frame_path
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ async def retention(context: ContextTypes.DEFAULT_TYPE) -> None:
     removed, paths = await asyncio.to_thread(svc.store.purge_before, cutoff)
     for path in paths:
         Path(path).unlink(missing_ok=True)
+        raw_frame_path(Path(path)).unlink(missing_ok=True)
     if removed:
         log.info("retention: removed %d alerts older than %s", removed, local_time(cutoff))
 

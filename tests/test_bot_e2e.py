@@ -307,6 +307,14 @@ async def test_false_alarm_by_another_operator_edits_every_copy_and_keeps_the_fr
                       for m in scene.alert_photos(c) if alert_id_of(m) == alert_id), 15)
     kept = list((scene.root / "data" / "hard-negatives").glob(f"alert-{alert_id}.*"))
     assert len(kept) == 1 and kept[0].stat().st_size > 1000
+    from storage import Store
+    from vision.annotate import raw_frame_path
+
+    store = Store(f"sqlite:///{scene.root / 'data' / 'firewatch.db'}")
+    snapshot = Path(store.get_alert(alert_id).snapshot_path)
+    store.close()
+    # the clean frame, without boxes drawn on it, is what training can use
+    assert kept[0].read_bytes() == raw_frame_path(snapshot).read_bytes() != snapshot.read_bytes()
 
 
 async def test_snooze_silences_the_camera(scene: Scene) -> None:

@@ -75,6 +75,11 @@ def snapshot_path(root: Path, event: FireEvent) -> Path:
     return Path(root) / safe_name(event.camera) / f"{stamp}-track{event.track_id}-{event.kind}.jpg"
 
 
+def raw_frame_path(snapshot: Path) -> Path:
+    """Where the unannotated frame of a snapshot is kept: ``<name>.raw.jpg``."""
+    return Path(snapshot).with_suffix(".raw.jpg")
+
+
 def write_jpeg(path: Path, image: np.ndarray, quality: int = 85) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, quality]):

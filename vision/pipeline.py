@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from vision.annotate import annotate, encode_jpeg, snapshot_path, write_jpeg
+from vision.annotate import annotate, encode_jpeg, raw_frame_path, snapshot_path, write_jpeg
 from vision.events import CropClassifier, EventConfig, FireEvents
 from vision.health import HealthConfig, HealthMonitor, HealthState
 from vision.sources import Backoff, FrameSource, read_frames
@@ -192,6 +192,9 @@ class Pipeline:
         path = snapshot_path(self.snapshot_dir, event)
         try:
             write_jpeg(path, self.annotate(frame, tracked))
+            if event.kind != "cleared":
+                # The clean frame beside it: a false alarm becomes a hard negative for training.
+                write_jpeg(raw_frame_path(path), frame.image)
         except OSError:
             log.exception("snapshot for %s track %s not written", self.camera, event.track_id)
             return event
