@@ -215,7 +215,8 @@ def train() -> None:
               help="YOLO dataset folder (default: $FIREWATCH_DATA/fire).")
 @click.option("--scale", type=click.Choice(["p", "n"]), default="p", show_default=True)
 @click.option("--epochs", type=int, default=100, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run from its last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run from its last.pt (or the committed training/checkpoints/ copy).")
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="After training, export best.pt to this ONNX file.")
 @_friendly_errors
@@ -223,10 +224,11 @@ def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
                        export_to: Path | None) -> None:
     """Train the fire/smoke YOLO detector from scratch (resumable)."""
     from bot.commands import data_root
-    from training.detector import export_detector, train_detector
+    from training.detector import CHECKPOINTS, export_detector, train_detector
 
     setup_logging("INFO")
-    run = train_detector(data or data_root() / "fire", scale=scale, epochs=epochs, resume=resume)
+    run = train_detector(data or data_root() / "fire", scale=scale, epochs=epochs, resume=resume,
+                         checkpoint_dir=CHECKPOINTS)
     if export_to:
         click.echo(f"exported {export_detector(run.best, export_to)}")
 

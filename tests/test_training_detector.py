@@ -80,6 +80,14 @@ def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: l
     assert run.last.is_file()
     assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
 
+    # A fresh checkout has no runs/: resume starts from the committed checkpoint copy.
+    from training.detector import restore_checkpoint, save_checkpoint
+
+    saved = tmp_path / "checkpoints"
+    save_checkpoint(run, saved)
+    shutil.rmtree(runs)
+    assert restore_checkpoint(run, saved) and run.last.is_file()
+
     train_detector(data, epochs=2, batch=4, workers=0, runs_dir=runs, resume=True)
     assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 3  # epoch 2 added
 

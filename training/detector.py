@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 CONFIG = Path(__file__).parent / "configs" / "fire-detector.yaml"
 RUNS = offline.PROJECT_ROOT / "runs" / "detector"
+# Committed copies of the run in progress, so that training continues in a fresh checkout.
+CHECKPOINTS = Path(__file__).parent / "checkpoints"
 SCALES = ("p", "n")
 
 
@@ -44,7 +46,9 @@ class DetectorRun:
 
     @property
     def best(self) -> Path:
-        return self.dir / "weights" / "best.pt"
+        """best.pt, or last.pt when the best was not kept (a run restored from a checkpoint)."""
+        best = self.dir / "weights" / "best.pt"
+        return best if best.exists() else self.last
 
 
 def data_yaml(data_dir: Path, runs_dir: Path = RUNS) -> Path:
@@ -90,18 +94,28 @@ def train_detector(
     device: str = "cpu",
     seed: int = 0,
     callbacks: dict[str, Callable[[object], None]] | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
     ``callbacks`` maps ultralytics event names (e.g. ``on_fit_epoch_end``) to functions
-    of the trainer: tests use one to stop a run early and resume it.
+    of the trainer: tests use one to stop a run early and resume it. With
+    ``checkpoint_dir``, last.pt and results.csv are copied there after every epoch, to
+    be committed: a CPU run spans several working sessions.
     """
     offline.prepare()
     from ultralytics import YOLO
 
     run = DetectorRun(scale, Path(runs_dir))
+    if checkpoint_dir is not None:
+        callbacks = {
+            **(callbacks or {}),
+            "on_model_save": lambda trainer: save_checkpoint(run, checkpoint_dir),
+        }
     data = str(data_yaml(data_dir, run.runs_dir))
     if resume:
+        if not run.last.exists():
+            restore_checkpoint(run)
         if not run.last.exists():
             raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
         log.info("resuming %s from %s", run.dir, run.last)
@@ -136,6 +150,30 @@ def train_detector(
         verbose=True,
     )
     return run
+
+
+def save_checkpoint(run: DetectorRun, to: Path = CHECKPOINTS) -> Path:
+    """Copy the run's last.pt and results.csv to ``to`` (committed between sessions)."""
+    to.mkdir(parents=True, exist_ok=True)
+    target = to / f"{run.dir.name}-last.pt"
+    shutil.copyfile(run.last, target)
+    if (run.dir / "results.csv").exists():
+        shutil.copyfile(run.dir / "results.csv", to / f"{run.dir.name}-results.csv")
+    return target
+
+
+def restore_checkpoint(run: DetectorRun, source: Path = CHECKPOINTS) -> bool:
+    """Put a committed last.pt (and its results.csv) back where ultralytics resumes from."""
+    saved = source / f"{run.dir.name}-last.pt"
+    if not saved.exists():
+        return False
+    run.last.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(saved, run.last)
+    results = source / f"{run.dir.name}-results.csv"
+    if results.exists():
+        shutil.copyfile(results, run.dir / "results.csv")
+    log.info("restored %s from %s", run.last, saved)
+    return True
 
 
 def _with_callbacks(model, callbacks):  # type: ignore[no-untyped-def]
@@ -192,4 +230,5 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
-    train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume)
+    train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume,
+                   checkpoint_dir=CHECKPOINTS)
