@@ -1,0 +1,611 @@
+"""Benchmark the daemon's vision pipeline: throughput against bare inference, where the
+time goes, how fast a fire is alerted, and how often a fire-free scene raises an alert.
+
+- :func:`main` — FPS of the full ``vision.pipeline.Pipeline`` (source read -> letterbox ->
+  ``session.run`` -> postprocess/NMS -> ByteTrack -> fire events -> annotation on alerts)
+  against bare ``session.run`` on the same pre-decoded, pre-letterboxed frames, with the
+  same session and threads, in interleaved rounds (bare, pipeline, bare, ...) so that load
+  from other processes hits both alike. The ratio (target >= 0.95) is the median of the
+  per-round ratios; ``inference_share`` (session.run's share of the pipeline's own time) is
+  the same quantity measured within one loop, far less sensitive to other processes. Stages
+  are timed by wrapping the objects the pipeline calls (vision/ is not modified):
+  "postprocess" is the detector call minus letterbox and ``session.run``, "events" excludes
+  the classifier it calls, "other" is loop time no stage accounts for (snapshot writes, ...).
+  JPEG decoding is measured apart: a camera decodes in its own reader thread.
+- :func:`time_to_alert` — labelled fire sequences replayed as image folders at 10 FPS
+  through ``vision.replay``: seconds of video from the first labelled frame to ``started``.
+- :func:`false_alerts_per_hour` — fire-free images held for a few frames each (a static
+  camera) replayed the same way; ``started`` events per hour of video.
+
+Detection settings (confidence, NMS IoU, confirmation) are the daemon's (``bot.config``
+defaults, overridable by ``FIREWATCH_*`` variables), and the severity classifier is used when
+its model is present, as ``firewatch run`` does.
+
+    python -m bench.pipeline [--model models/fire-detector.onnx] [--frames 200] [--threads 2]
+        [--rounds 5] [--alerts] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vision.events import EventConfig
+from vision.types import Detections, Event, FireEvent, Frame
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = ROOT / "models" / "fire-detector.onnx"
+TARGET_RATIO = 0.95
+STAGES = ("read", "health", "letterbox", "session_run", "postprocess", "tracker", "classifier", "events", "annotate", "other")
+# Consecutive frames of one CCTV video, fire in every frame (train split).
+FIRE_SEQUENCE = "rf__fire2_mp4-*"
+# rf__<video>_mp4-<frame number>_jpg.rf.<hash>.jpg: consecutive frames of one video.
+_SEQUENCE_NAME = re.compile(r"^(rf__.+_mp4)-(\d+)_jpg\.")
+
+log = logging.getLogger(__name__)
+
+
+def data_dir() -> Path:
+    """The fire dataset (``$FIREWATCH_DATA/fire``, default ``../shared/data/fire``)."""
+    return Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data")) / "fire"
+
+
+def natural_sorted(paths: Iterator[Path] | Sequence[Path]) -> list[Path]:
+    from vision.sources import natural_key
+
+    return sorted(paths, key=natural_key)
+
+
+def _label_path(image: Path) -> Path:
+    """YOLO layout: images/<split>/x.jpg -> labels/<split>/x.txt."""
+    return image.parent.parent.parent / "labels" / image.parent.name / f"{image.stem}.txt"
+
+
+def label_classes(image: Path) -> set[int]:
+    """Class ids labelled in ``image`` (empty: a fire-free negative)."""
+    path = _label_path(image)
+    if not path.is_file():
+        return set()
+    return {int(line.split()[0]) for line in path.read_text().splitlines() if line.strip()}
+
+
+def fire_free_images(split_dir: Path, prefixes: Sequence[str] = ("rf__", "cairneg__")) -> list[Path]:
+    """Images of ``split_dir`` (e.g. ``images/val``) with an empty label file."""
+    return [
+        p for p in natural_sorted(split_dir.glob("*.jpg"))
+        if p.name.startswith(tuple(prefixes)) and _label_path(p).is_file() and not label_classes(p)
+    ]
+
+
+# -- the settings the daemon would use ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaemonDetection:
+    """What ``firewatch run`` configures: detector thresholds, events, classifier model."""
+
+    conf_threshold: float
+    iou_threshold: float
+    event_config: EventConfig
+    classifier_model: Path | None
+
+
+def daemon_detection() -> DaemonDetection:
+    from bot.config import Settings
+    from bot.wiring import event_config
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg] - environment and defaults only
+    classifier = settings.classifier_model if settings.classifier_model and settings.classifier_model.is_file() else None
+    return DaemonDetection(settings.detect_confidence, settings.nms_iou, event_config(settings), classifier)
+
+
+def _load_classifier(path: Path | None):  # type: ignore[no-untyped-def]
+    if path is None:
+        return None
+    from vision.classifier import FireClassifier
+
+    return FireClassifier(path, threads=1)  # as bot.wiring.load_classifier does
+
+
+# -- stage timing --------------------------------------------------------------------------
+
+
+class StageClock:
+    """Seconds spent per stage, summed over calls."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def wrap(self, stage: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - start
+                self.calls[stage] += 1
+
+        return timed
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+
+class _TimedSession:
+    """Stands in for an ``onnxruntime.InferenceSession``: ``run`` timed, the rest passed through."""
+
+    def __init__(self, session: Any, clock: StageClock) -> None:
+        self._session = session
+        self.run = clock.wrap("session_run", session.run)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+class _TimedDetector:
+    """The pipeline's detector, its whole call timed (postprocess = call - letterbox - run)."""
+
+    def __init__(self, detector: Any, clock: StageClock) -> None:
+        self.names = detector.names
+        self._call = clock.wrap("detector", detector)
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        return self._call(image)
+
+
+class _TimedTracker:
+    def __init__(self, tracker: Any, clock: StageClock) -> None:
+        self.update = clock.wrap("tracker", tracker.update)
+
+
+class _TimedClassifier:
+    def __init__(self, classifier: Any, clock: StageClock) -> None:
+        self.classify = clock.wrap("classifier", classifier.classify)
+
+
+class MemorySource:
+    """Pre-decoded frames played as a finite source (``vision.sources.FrameSource``)."""
+
+    live = False
+
+    def __init__(self, images: Sequence[np.ndarray], fps: float = 10.0, name: str = "bench") -> None:
+        self.images = images
+        self.fps = fps
+        self.name = name
+        self._index = 0
+
+    def open(self) -> None:
+        self._index = 0
+
+    def read(self) -> Frame | None:
+        if self._index >= len(self.images):
+            return None
+        index = self._index
+        self._index += 1
+        return Frame(self.images[index], index, index / self.fps, time.time())
+
+    def close(self) -> None:
+        pass
+
+
+# -- throughput -------------------------------------------------------------------------------
+
+
+@dataclass
+class StageTime:
+    stage: str
+    ms_per_frame: float
+    share: float  # of the pipeline's time
+
+
+@dataclass
+class PipelineBench:
+    """Result of :func:`main` (``asdict`` is its JSON form)."""
+
+    model: str
+    providers: list[str]
+    threads: int
+    frames: int
+    rounds: int
+    input_size: list[int]
+    bare_fps: float
+    pipeline_fps: float
+    ratio: float
+    ratio_rounds: list[float]
+    # session.run's share of the pipeline's own time: the ratio if session.run cost the same
+    # in both loops. Far less sensitive to other processes than the FPS ratio.
+    inference_share: float
+    target_ratio: float
+    meets_target: bool
+    stages: list[StageTime]
+    decode_ms_per_frame: float
+    annotate_ms_per_call: float
+    detections_per_frame: float
+    events: dict[str, int] = field(default_factory=dict)
+    classifier: str | None = None
+
+
+def load_frames(frames_dir: Path, n_frames: int, pattern: str = "*.jpg", extra: Sequence[Path] = ()) -> tuple[list[np.ndarray], float]:
+    """Decode the first ``n_frames`` of ``pattern`` (natural order) then ``extra``, cycling if
+    there are fewer; returns the images and the mean decode time in ms."""
+    paths = [p for p in natural_sorted(Path(frames_dir).glob(pattern)) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    paths += list(extra)
+    if not paths:
+        raise FileNotFoundError(f"no images matching {pattern} in {frames_dir}")
+    images: list[np.ndarray] = []
+    decode = 0.0
+    for i in range(n_frames):
+        start = time.perf_counter()
+        image = cv2.imread(str(paths[i % len(paths)]), cv2.IMREAD_COLOR)
+        decode += time.perf_counter() - start
+        if image is None:
+            raise ValueError(f"cannot decode {paths[i % len(paths)]}")
+        images.append(image)
+    return images, 1000.0 * decode / n_frames
+
+
+def main(
+    model: str | Path,
+    frames_dir: str | Path,
+    n_frames: int = 200,
+    threads: int = 2,
+    *,
+    pattern: str = FIRE_SEQUENCE,
+    fire_free: int = 0,
+    rounds: int = 5,
+    classifier: bool = True,
+) -> dict:
+    """Pipeline FPS vs bare ``session.run`` on ``n_frames`` frames of ``frames_dir/pattern``
+    (plus ``fire_free`` fire-free frames of that split); returns :class:`PipelineBench` as a dict."""
+    from vision.detector import Detector
+    from vision.pipeline import Pipeline
+    from vision.tracker import Tracker
+
+    settings = daemon_detection()
+    frames_dir = Path(frames_dir)
+    extra = fire_free_images(frames_dir)[:fire_free] if fire_free else []
+    images, decode_ms = load_frames(frames_dir, n_frames, pattern, extra)
+    detector = Detector(model, conf_threshold=settings.conf_threshold, iou_threshold=settings.iou_threshold, threads=threads)
+    crop_classifier = _load_classifier(settings.classifier_model) if classifier else None
+
+    session = detector.session
+    half = session.get_inputs()[0].type == "tensor(float16)"
+    feeds = []
+    for image in images:  # the letterbox reuses one buffer: keep a copy per frame
+        blob, _ = detector.letterbox(image)
+        feeds.append({detector.input_name: blob.astype(np.float16) if half else blob.copy()})
+    for feed in feeds[:5]:  # warm-up: first runs allocate and (on GPU) build kernels
+        session.run(None, feed)
+
+    clock = StageClock()
+    detector.session = _TimedSession(session, clock)
+    detector.letterbox = clock.wrap("letterbox", detector.letterbox)  # type: ignore[method-assign]
+    timed_detector = _TimedDetector(detector, clock)
+    events: dict[str, int] = defaultdict(int)
+
+    def on_event(event: Event) -> None:
+        events[event.kind if isinstance(event, FireEvent) else f"health-{event.kind}"] += 1
+
+    bare_fps: list[float] = []
+    pipe_fps: list[float] = []
+    detections = 0
+
+    def count(frame: Frame, tracked: Detections) -> None:
+        nonlocal detections
+        detections += len(tracked)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as snapshots:
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for feed in feeds:
+                session.run(None, feed)
+            bare_fps.append(len(feeds) / (time.perf_counter() - start))
+
+            source = MemorySource(images)
+            source.read = clock.wrap("read", source.read)  # type: ignore[method-assign]
+            pipeline = Pipeline(
+                source, timed_detector, camera="bench", tracker=_TimedTracker(Tracker(), clock),
+                event_config=settings.event_config,
+                classifier=_TimedClassifier(crop_classifier, clock) if crop_classifier else None,
+                snapshot_dir=snapshots, on_event=on_event, flush_at_end=True,
+            )
+            pipeline.health.observe = clock.wrap("health", pipeline.health.observe)  # type: ignore[method-assign]
+            pipeline.events.update = clock.wrap("events", pipeline.events.update)  # type: ignore[method-assign]
+            pipeline.annotate = clock.wrap("annotate", pipeline.annotate)  # type: ignore[method-assign]
+            pipeline.on_frame = count
+            start = time.perf_counter()
+            pipeline.run()
+            clock.seconds["total"] += time.perf_counter() - start
+            pipe_fps.append(len(images) / (time.perf_counter() - start))
+    detector.session = session
+
+    ratios = [p / b for p, b in zip(pipe_fps, bare_fps)]
+    frames_run = len(images) * rounds
+    s = clock.seconds
+    per_stage = {
+        "read": s["read"],
+        "health": s["health"],
+        "letterbox": s["letterbox"],
+        "session_run": s["session_run"],
+        "postprocess": s["detector"] - s["letterbox"] - s["session_run"],
+        "tracker": s["tracker"],
+        "classifier": s["classifier"],
+        # The classifier runs inside events.update: count it once.
+        "events": s["events"] - s["classifier"],
+        "annotate": s["annotate"],
+    }
+    per_stage["other"] = max(0.0, s["total"] - sum(per_stage.values()))
+    stages = [
+        StageTime(name, round(1000.0 * per_stage[name] / frames_run, 3), round(per_stage[name] / s["total"], 4))
+        for name in STAGES
+    ]
+
+    # Annotation only runs when an alert fires; measure one call so its cost is known anyway.
+    sample = images[len(images) // 2]
+    probe = Detections(np.array([[10, 10, 100, 100], [50, 60, 200, 220]]), [0.9, 0.6], [0, 1], [1, 2])
+    from vision.annotate import annotate
+
+    start = time.perf_counter()
+    for _ in range(20):
+        annotate(sample, probe, detector.names, camera="bench", wall=time.time())
+    annotate_ms = 1000.0 * (time.perf_counter() - start) / 20
+
+    ratio = statistics.median(ratios)
+    result = PipelineBench(
+        model=str(model),
+        providers=list(detector.providers),
+        threads=threads,
+        frames=len(images),
+        rounds=rounds,
+        input_size=list(detector.imgsz),
+        bare_fps=round(statistics.median(bare_fps), 2),
+        pipeline_fps=round(statistics.median(pipe_fps), 2),
+        ratio=round(ratio, 4),
+        ratio_rounds=[round(r, 4) for r in ratios],
+        inference_share=round(s["session_run"] / s["total"], 4),
+        target_ratio=TARGET_RATIO,
+        meets_target=ratio >= TARGET_RATIO,
+        stages=stages,
+        decode_ms_per_frame=round(decode_ms, 3),
+        annotate_ms_per_call=round(annotate_ms, 3),
+        detections_per_frame=round(detections / frames_run, 3),
+        events=dict(events),
+        classifier=str(settings.classifier_model) if crop_classifier else None,
+    )
+    return asdict(result)
+
+
+def table(result: dict) -> str:
+    """The throughput result as a text table."""
+    lines = [
+        f"model {result['model']}  providers {','.join(result['providers'])}  threads {result['threads']}  "
+        f"input {result['input_size'][1]}x{result['input_size'][0]}  frames {result['frames']} x {result['rounds']} rounds",
+        f"bare session.run {result['bare_fps']:8.2f} FPS",
+        f"full pipeline    {result['pipeline_fps']:8.2f} FPS   ratio {result['ratio']:.3f} "
+        f"(target >= {result['target_ratio']}: {'met' if result['meets_target'] else 'NOT met'}; rounds "
+        f"{', '.join(f'{r:.3f}' for r in result['ratio_rounds'])})",
+        f"session.run share of pipeline time {result['inference_share']:.3f} (the ratio without noise from other processes)",
+        "",
+        f"{'stage':<12} {'ms/frame':>9} {'share':>7}",
+    ]
+    for stage in result["stages"]:
+        lines.append(f"{stage['stage']:<12} {stage['ms_per_frame']:9.3f} {100 * stage['share']:6.1f}%")
+    lines += [
+        "",
+        f"JPEG decode (camera thread, not in the ratio) {result['decode_ms_per_frame']:.2f} ms/frame; "
+        f"one annotation {result['annotate_ms_per_call']:.2f} ms; tracked boxes/frame {result['detections_per_frame']}; "
+        f"events {result['events'] or 'none'}; classifier {result['classifier'] or 'off'}",
+    ]
+    return "\n".join(lines)
+
+
+# -- alert latency and false alerts ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelledSequence:
+    """Consecutive frames of one video, in order, with the classes labelled in each."""
+
+    name: str
+    frames: tuple[Path, ...]
+    classes: tuple[frozenset[int], ...]
+
+    def first_with(self, wanted: set[int]) -> int | None:
+        return next((i for i, c in enumerate(self.classes) if c & wanted), None)
+
+
+def find_sequences(split_dir: Path, min_frames: int = 8, with_class: int | None = 0) -> list[LabelledSequence]:
+    """The ``rf__<video>_mp4-<n>`` sequences of ``split_dir`` ordered by frame number; only
+    those with at least ``min_frames`` frames and (if given) one frame labelled ``with_class``."""
+    groups: dict[str, list[tuple[int, Path]]] = defaultdict(list)
+    for path in Path(split_dir).glob("rf__*.jpg"):
+        match = _SEQUENCE_NAME.match(path.name)
+        if match:
+            groups[match.group(1)].append((int(match.group(2)), path))
+    sequences = []
+    for name, items in sorted(groups.items()):
+        items.sort()
+        frames = tuple(p for _, p in items)
+        seq = LabelledSequence(f"{Path(split_dir).name}/{name}", frames, tuple(frozenset(label_classes(p)) for p in frames))
+        if len(frames) >= min_frames and (with_class is None or seq.first_with({with_class}) is not None):
+            sequences.append(seq)
+    return sequences
+
+
+def _link_folder(paths: Sequence[Path], folder: Path) -> Path:
+    """A folder of numbered symlinks to ``paths`` (in that order) that an ImageFolderSource plays."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(paths):
+        (folder / f"{i:06d}{path.suffix.lower()}").symlink_to(path.resolve())
+    return folder
+
+
+def _replay_events(model: Path, folder: Path, fps: float, threads: int) -> list[dict]:
+    """Started/updated/cleared events of a replay with the daemon's detection settings."""
+    from vision.detector import Detector
+    from vision.replay import replay
+
+    settings = daemon_detection()
+    detector = Detector(model, conf_threshold=settings.conf_threshold, iou_threshold=settings.iou_threshold, threads=threads)
+    events_path = folder.parent / f"{folder.name}.jsonl"
+    replay(
+        folder, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
+        event_config=settings.event_config, classifier=_load_classifier(settings.classifier_model),
+    )
+    return [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class AlertTiming:
+    """Seconds of video from the first labelled frame to the first ``started`` event (None:
+    never alerted). ``fire``: fire labels and fire alerts; ``any``: fire or smoke."""
+
+    sequence: str
+    frames: int
+    first_fire_frame: int | None
+    fire_alert_frame: int | None
+    time_to_fire_alert_s: float | None
+    first_labelled_frame: int | None
+    any_alert_frame: int | None
+    time_to_any_alert_s: float | None
+
+
+def time_to_alert(
+    model: str | Path,
+    sequences: Sequence[LabelledSequence],
+    *,
+    fps: float = 10.0,
+    threads: int = 2,
+    names: dict[int, str] | None = None,
+) -> list[AlertTiming]:
+    """Replay each sequence as an image folder at ``fps``; when did the alert start?"""
+    names = names or {0: "fire", 1: "smoke"}
+    fire_ids = {k for k, v in names.items() if v == "fire"}
+    out: list[AlertTiming] = []
+    with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp:
+        for seq in sequences:
+            folder = Path(tmp) / seq.name.replace("/", "__")
+            events = _replay_events(Path(model), _link_folder(seq.frames, folder), fps, threads)
+            started = [e for e in events if e.get("event") == "started"]
+            fire_started = next((e["frame"] for e in started if e["class"] == "fire"), None)
+            any_started = next((e["frame"] for e in started), None)
+            first_fire = seq.first_with(fire_ids)
+            first_any = seq.first_with(set(names))
+
+            def delay(alert: int | None, first: int | None) -> float | None:
+                return None if alert is None or first is None else round((alert - first) / fps, 2)
+
+            out.append(AlertTiming(
+                seq.name, len(seq.frames), first_fire, fire_started, delay(fire_started, first_fire),
+                first_any, any_started, delay(any_started, first_any),
+            ))
+    return out
+
+
+@dataclass
+class FalseAlerts:
+    images: int
+    frames: int
+    video_hours: float
+    started: int
+    per_hour: float
+    by_class: dict[str, int]
+
+
+def false_alerts_per_hour(
+    model: str | Path,
+    images: Sequence[Path],
+    *,
+    hold_frames: int = 10,
+    fps: float = 10.0,
+    threads: int = 2,
+) -> FalseAlerts:
+    """Play fire-free ``images`` as one folder, each held for ``hold_frames`` frames (a static
+    camera: a persistent false detection gets confirmed, as it would on site); count alerts."""
+    paths = [p for p in images for _ in range(hold_frames)]
+    with tempfile.TemporaryDirectory(prefix="bench-negatives-") as tmp:
+        events = _replay_events(Path(model), _link_folder(paths, Path(tmp) / "fire-free"), fps, threads)
+    started = [e for e in events if e.get("event") == "started"]
+    hours = len(paths) / fps / 3600.0
+    by_class: dict[str, int] = defaultdict(int)
+    for e in started:
+        by_class[e["class"]] += 1
+    return FalseAlerts(len(images), len(paths), round(hours, 4), len(started), round(len(started) / hours, 2), dict(by_class))
+
+
+def alerts_table(timings: Sequence[AlertTiming], false_alerts: FalseAlerts | None) -> str:
+    def s(v: float | None) -> str:
+        return "missed" if v is None else f"{v:+.1f} s"
+
+    lines = [f"{'sequence':<40} {'frames':>6} {'fire@':>6} {'fire alert':>11} {'label@':>6} {'any alert':>10}"]
+    for t in timings:
+        lines.append(
+            f"{t.sequence:<40} {t.frames:6d} {t.first_fire_frame if t.first_fire_frame is not None else '-':>6} "
+            f"{s(t.time_to_fire_alert_s):>11} {t.first_labelled_frame if t.first_labelled_frame is not None else '-':>6} "
+            f"{s(t.time_to_any_alert_s):>10}"
+        )
+    if false_alerts is not None:
+        fa = false_alerts
+        lines.append(
+            f"fire-free: {fa.images} images x hold = {fa.frames} frames ({fa.video_hours * 3600:.0f} s of video): "
+            f"{fa.started} alerts = {fa.per_hour:.1f} per hour {fa.by_class or ''}"
+        )
+    return "\n".join(lines)
+
+
+def _cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--frames-dir", type=Path, default=None, help="default: $FIREWATCH_DATA/fire/images/train")
+    parser.add_argument("--pattern", default=FIRE_SEQUENCE)
+    parser.add_argument("--fire-free", type=int, default=50, help="fire-free frames appended to the sequence")
+    parser.add_argument("--frames", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-classifier", action="store_true")
+    parser.add_argument("--alerts", action="store_true", help="also time-to-alert (val sequences) and false alerts")
+    parser.add_argument("--negatives", type=int, default=200, help="fire-free val images for false alerts")
+    parser.add_argument("--hold", type=int, default=10, help="frames each fire-free image is held")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    fire = data_dir()
+    report: dict[str, Any] = {}
+    result = main(
+        args.model, args.frames_dir or fire / "images" / "train", args.frames, args.threads,
+        pattern=args.pattern, fire_free=args.fire_free, rounds=args.rounds, classifier=not args.no_classifier,
+    )
+    report["throughput"] = result
+    print(table(result))
+    if args.alerts:
+        # Val sequences were never trained on; train ones were (optimistic), but are longer.
+        sequences = find_sequences(fire / "images" / "val") + find_sequences(fire / "images" / "train")
+        timings = time_to_alert(args.model, sequences, threads=args.threads)
+        negatives = fire_free_images(fire / "images" / "val")[: args.negatives]
+        fa = false_alerts_per_hour(args.model, negatives, hold_frames=args.hold, threads=args.threads)
+        report["time_to_alert"] = [asdict(t) for t in timings]
+        report["false_alerts"] = asdict(fa)
+        print()
+        print(alerts_table(timings, fa))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    _cli()
