@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     detector_model: Path = MODELS_DIR / "fire-detector.onnx"
     classifier_model: Path | None = MODELS_DIR / "fire-classifier.onnx"
     inference_threads: int = Field(2, ge=1, le=64)
+    trt_cache_dir: Path | None = None
 
     # Detection and confirmation
     detect_confidence: float = Field(0.35, gt=0, lt=1)
@@ -90,7 +91,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("bot_token", "database_url", "snapshot_dir", mode="before")
+    @field_validator("bot_token", "database_url", "snapshot_dir", "trt_cache_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -130,6 +131,10 @@ class Settings(BaseSettings):
     @property
     def snapshots(self) -> Path:
         return self.snapshot_dir or self.data_dir / "snapshots"
+
+    @property
+    def trt_cache(self) -> Path:
+        return self.trt_cache_dir or self.data_dir / "trt-cache"
 
     @property
     def token(self) -> str | None:

@@ -43,6 +43,7 @@ def build_pipeline(settings: Settings, on_event: Callable[[Event], None]) -> Pip
         conf_threshold=settings.detect_confidence,
         iou_threshold=settings.nms_iou,
         threads=settings.inference_threads,
+        trt_cache_dir=settings.trt_cache,
     )
     source = open_source(settings.camera_source, fps=settings.source_fps,
                          name=settings.camera_name, realtime=True)

@@ -162,7 +162,6 @@ def test_replay_end_to_end_through_onnx_detector(tiny_onnx, tmp_path):
 
 @pytest.mark.skipif(not REAL_MODEL.exists(), reason="models/fire-detector.onnx not committed yet (training in progress)")
 def test_real_model_finds_the_fire_in_fire2(tmp_path):
-    pytest.importorskip("ultralytics", reason="the tracker needs the train extra")
     from vision.replay import replay
 
     detector = Detector(REAL_MODEL, threads=2)

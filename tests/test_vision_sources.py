@@ -199,3 +199,13 @@ def test_latest_frame_source_drops_stale_frames_for_a_slow_consumer():
     # the stream dropped after 200 frames: reported as lost, reopened, and continued
     assert outages[0] == "cannot open porch: connection refused"
     assert len(outages) >= 2 and "no frame" in outages[1]
+
+
+def test_gstreamer_pipelines_are_recognised():
+    from vision.sources import is_gstreamer_pipeline
+
+    csi = ("nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1280,height=720 ! "
+           "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! appsink drop=1")
+    assert is_gstreamer_pipeline(csi)
+    for other in ("0", "rtsp://cam/stream", "/videos/fire.mp4", "frames/"):
+        assert not is_gstreamer_pipeline(other)

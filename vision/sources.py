@@ -264,8 +264,9 @@ def open_source(
     realtime: bool = False,
     latest_only: bool = True,
 ) -> FrameSource:
-    """Build the source that ``spec`` names: a camera index (``0``), a URL (``rtsp://...``,
-    ``http://...``), a video file or a folder of images (played at ``fps``, default 10).
+    """Build the source that ``spec`` names: a camera index (``0``), a GStreamer pipeline
+    ending in ``appsink``, a URL (``rtsp://...``, ``http://...``), a video file or a folder
+    of images (played at ``fps``, default 10).
 
     Live sources are wrapped in ``LatestFrameSource`` unless ``latest_only=False``."""
     text = str(spec)
@@ -273,6 +274,11 @@ def open_source(
         index = int(text)
         camera = CaptureSource(lambda: cv2.VideoCapture(index), name=name or f"camera{index}", live=True)
         return LatestFrameSource(camera) if latest_only else camera
+    if is_gstreamer_pipeline(text):
+        # CSI / USB cameras on a Jetson: needs an OpenCV built with GStreamer (JetPack's).
+        gst = CaptureSource(lambda: cv2.VideoCapture(text, cv2.CAP_GSTREAMER), name=name or "gstreamer",
+                            live=True)
+        return LatestFrameSource(gst) if latest_only else gst
     if "://" in text and not text.startswith("file://"):
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, _STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, _STREAM_TIMEOUT_MS]
         stream = CaptureSource(
@@ -285,6 +291,11 @@ def open_source(
     if path.is_file():
         return CaptureSource(lambda: cv2.VideoCapture(str(path)), name=name or path.stem, live=False, fps=fps)
     raise SourceError(f"no such camera, URL, file or folder: {text}")
+
+
+def is_gstreamer_pipeline(text: str) -> bool:
+    """A GStreamer pipeline string, as OpenCV's CAP_GSTREAMER takes it (ends in an appsink)."""
+    return "!" in text and "appsink" in text
 
 
 def _url_name(url: str) -> str:
