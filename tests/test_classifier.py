@@ -96,6 +96,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory, clf: FireClassifier) -> d
     """INT8 and FP16 built from the committed model (they are not committed: slower here)."""
     pytest.importorskip("onnx")
     from training import compress_classifier
+    from training.onnx_tools import to_fp16
     from training.classifier_data import derive_split
 
     out = tmp_path_factory.mktemp("variants")
@@ -104,7 +105,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory, clf: FireClassifier) -> d
     src = MODELS / "fire-classifier.onnx"
     return {
         "int8": compress_classifier.quantize_int8(src, out / "int8.onnx", inputs),
-        "fp16": compress_classifier.to_fp16(src, out / "fp16.onnx"),
+        "fp16": to_fp16(src, out / "fp16.onnx"),
     }
 
 

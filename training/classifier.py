@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training import compress_classifier
+from training import compress_classifier, onnx_tools
 from training.classifier_data import CropSet, load_or_derive
 from vision.classifier import CONTEXT_MARGIN, LABELS, MIN_WINDOW, START_FIRE_MAX_AREA
 
@@ -210,7 +210,7 @@ def export_onnx(model: FireNet, path: Path, size: int, extra: dict[str, str] | N
         "start_fire_max_area": str(START_FIRE_MAX_AREA),
         **(extra or {}),
     }
-    compress_classifier.set_metadata(proto, meta)
+    onnx_tools.set_metadata(proto, meta)
     onnx.save(proto, str(path))
     return path
 
@@ -284,7 +284,7 @@ def train_all(
     report.chosen = best
 
     calib = to_tensor(train_set.images[np.random.default_rng(seed).permutation(len(train_set))[:256]])
-    variants = {"int8": compress_classifier.quantize_int8, "fp16": compress_classifier.to_fp16}
+    variants = {"int8": compress_classifier.quantize_int8, "fp16": onnx_tools.to_fp16}
     for tag, fn in variants.items():
         src = Path(report.onnx[best])
         dst = out / f"{best}-{tag}.onnx"

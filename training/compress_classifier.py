@@ -15,24 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from training.onnx_tools import copy_metadata
+
 from vision.classifier import softmax
 
 
-def set_metadata(proto, meta: dict[str, str]) -> None:
-    """Replace ``metadata_props`` of an ONNX ModelProto with ``meta``."""
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
 
 
-def _copy_metadata(src: Path, dst: Path) -> None:
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
-    proto = onnx.load(str(dst))
-    set_metadata(proto, meta)
-    onnx.save(proto, str(dst))
 
 
 def prune(model, ratio: float, size: int):
@@ -78,19 +67,10 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray) -> Path:
         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
     )
-    _copy_metadata(src, dst)
+    copy_metadata(src, dst)
     return dst
 
 
-def to_fp16(src: Path, dst: Path) -> Path:
-    """FP16 weights and activations; float32 input and outputs so callers need not change."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    proto = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(proto, str(dst))
-    _copy_metadata(src, dst)
-    return dst
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from training.onnx_tools import copy_metadata, to_fp16
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,17 +41,6 @@ def _data_dir() -> Path:
     return Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data"))
 
 
-def _copy_metadata(src: Path, dst: Path) -> None:
-    """Class names, imgsz and stride live in ultralytics' metadata; the converters drop them."""
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(src)).metadata_props}
-    proto = onnx.load(str(dst))
-    del proto.metadata_props[:]
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(proto, str(dst))
 
 
 def input_size(model: Path) -> tuple[int, int]:
@@ -134,21 +125,10 @@ def quantize_int8(
             calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
             extra_options={"CalibTensorRangeSymmetric": False},
         )
-    _copy_metadata(src, dst)
+    copy_metadata(src, dst)
     return dst
 
 
-def to_fp16(src: Path, dst: Path) -> Path:
-    """FP16 weights and activations with float32 input and output."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    src, dst = Path(src), Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    proto = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save(proto, str(dst))
-    _copy_metadata(src, dst)
-    return dst
 
 
 @dataclass(frozen=True)
