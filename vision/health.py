@@ -49,7 +49,6 @@ class HealthMonitor:
         self._thumb = np.empty((_THUMB[1], _THUMB[0]), np.uint8)
         self._previous = np.empty_like(self._thumb)
         self._diff = np.empty_like(self._thumb)
-        self._grey: np.ndarray | None = None
         self._have_previous = False
         self._still_since: float | None = None
         self._dark_since: float | None = None
@@ -77,12 +76,15 @@ class HealthMonitor:
             self.state = "ok"
             events.append(HealthEvent(self.camera, "back", frame.t, frame.wall, frame.index, "frames again"))
 
-        grey = frame.image
-        if grey.ndim == 3:
-            if self._grey is None or self._grey.shape != grey.shape[:2]:
-                self._grey = np.empty(grey.shape[:2], np.uint8)
-            grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY, dst=self._grey)
-        cv2.resize(grey, _THUMB, dst=self._thumb, interpolation=cv2.INTER_AREA)
+        # Shrink first, then convert: a bilinear sample of the frame (0.02 ms at 720p) is
+        # enough to compare frames and measure darkness; area-averaging the full-size grey
+        # image cost 0.7 ms, a twentieth of the model's time.
+        image = frame.image
+        if image.ndim == 3:
+            small = cv2.resize(image, _THUMB, interpolation=cv2.INTER_LINEAR)
+            cv2.cvtColor(small, cv2.COLOR_BGR2GRAY, dst=self._thumb)
+        else:
+            cv2.resize(image, _THUMB, dst=self._thumb, interpolation=cv2.INTER_LINEAR)
         mean, spread = cv2.meanStdDev(self._thumb)
         dark = float(mean[0, 0]) < cfg.black_level and float(spread[0, 0]) < cfg.black_spread
         self._dark_since = (self._dark_since if self._dark_since is not None else frame.t) if dark else None
