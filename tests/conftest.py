@@ -13,7 +13,9 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data"))
+# Absolute, and exported so: tests run commands from temporary folders.
+DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data")).resolve()
+os.environ["FIREWATCH_DATA"] = str(DATA)
 SHIPPED_DETECTOR = REPO / "models" / "fire-detector.onnx"
 
 

@@ -4,7 +4,6 @@ numbers (no timing assertions: speed targets live in the benchmark's own report)
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,9 @@ from bench.pipeline import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-FIRE = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data")) / "fire"
+from tests.conftest import DATA
+
+FIRE = DATA / "fire"
 
 pytestmark = pytest.mark.skipif(not FIRE.is_dir(), reason="dataset not available")
 

@@ -383,7 +383,6 @@ async def selfie(scene: Scene, user: User, command: str, photo: Path, **kwargs) 
 
 async def test_refusals_no_match_no_face_two_faces_forwarded(scene: Scene) -> None:
     alex = identity_photos("alex_lacamoire")[0]
-    obama2 = KNN / "train" / "obama" / "obama2.jpg"
     prompt = await scene.ask(scene.obama, "/disarm")
     assert prompt.text.startswith("Send a selfie to disarm the system")  # type: ignore[union-attr]
     before = len(scene.replies(scene.obama))

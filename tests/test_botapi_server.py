@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
-import os
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 import cv2
@@ -41,7 +39,7 @@ from tests.botapi import BotApiServer, ControlClient, StandaloneServer
 from tests.botapi.client import ControlError
 
 TOKEN = "987654321:AAF-fake-token-0123456789abcdefghij"
-DATA = Path(os.environ.get("FIREWATCH_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+from tests.conftest import DATA
 
 
 def val_images(n: int) -> list[bytes]:

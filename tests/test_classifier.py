@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,8 @@ from vision.classifier import LABELS, FireClassifier, context_crop, context_wind
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
-DATA = Path(os.environ.get("FIREWATCH_DATA", ROOT / ".." / "shared" / "data"))
+from tests.conftest import DATA
+
 FIRE = DATA / "fire"
 
 pytestmark = [
@@ -96,8 +96,8 @@ def variants(tmp_path_factory: pytest.TempPathFactory, clf: FireClassifier) -> d
     """INT8 and FP16 built from the committed model (they are not committed: slower here)."""
     pytest.importorskip("onnx")
     from training import compress_classifier
-    from training.onnx_tools import to_fp16
     from training.classifier_data import derive_split
+    from training.onnx_tools import to_fp16
 
     out = tmp_path_factory.mktemp("variants")
     calib = derive_split(DATA, "train", size=clf.size, limit=80)

@@ -63,8 +63,9 @@ def test_db_upgrade_operators_and_history(env: dict[str, str]) -> None:
     assert "42" in listed and "admin" in listed and "faces=0" in listed
     assert runner.invoke(main, ["history"]).output.strip() == "no alerts"
 
-    from storage import Store
     from datetime import datetime, timezone
+
+    from storage import Store
 
     store = Store(f"sqlite:///{env['FIREWATCH_DATA_DIR']}/firewatch.db")
     store.record_alert(camera="yard", track_id=3, class_name="fire", severity="fire",

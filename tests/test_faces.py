@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from vision.faces import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("FIREWATCH_DATA", REPO_ROOT.parent / "shared" / "data"))
+from tests.conftest import DATA
+
 FACES = DATA / "faces"
 DEEPFACE = FACES / "deepface" / "tests" / "unit" / "dataset"
 FACE_RECOGNITION = FACES / "face_recognition"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -13,11 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch_pruning")
 
+from tests.conftest import DATA
 from training.classifier import train_all  # noqa: E402
 from training.classifier_data import derive_split  # noqa: E402
 from vision.classifier import LABELS, FireClassifier  # noqa: E402
-
-DATA = Path(os.environ.get("FIREWATCH_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 pytestmark = pytest.mark.skipif(not (DATA / "fire" / "manifest.csv").exists(), reason="no shared data")
 

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from vision.detector import Detector, Letterbox, LetterboxGeometry, choose_providers, nms, postprocess, read_metadata
+from vision.detector import (
+    Detector,
+    Letterbox,
+    LetterboxGeometry,
+    choose_providers,
+    nms,
+    postprocess,
+    read_metadata,
+)
 from vision.types import Detections
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data"))
+from tests.conftest import DATA
+
 FIRE = DATA / "fire"
 REAL_MODEL = REPO / "models" / "fire-detector.onnx"
 

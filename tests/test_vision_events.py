@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -35,7 +34,8 @@ from vision.tracker import Tracker  # noqa: E402
 from vision.types import Detections, FireEvent, Frame, HealthEvent  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data"))
+from tests.conftest import DATA
+
 FIRE = DATA / "fire"
 NAMES = {0: "fire", 1: "smoke"}
 

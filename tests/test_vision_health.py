@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ from vision.sources import Backoff, CaptureSource, ImageFolderSource  # noqa: E4
 from vision.types import Detections, Frame, HealthEvent  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data"))
+from tests.conftest import DATA
+
 TRAIN = DATA / "fire" / "images" / "train"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -14,7 +13,8 @@ import pytest
 from vision.types import Detections
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data"))
+from tests.conftest import DATA
+
 FIRE = DATA / "fire"
 
 
