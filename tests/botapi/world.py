@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import io
 import itertools
 import secrets
 import time
@@ -16,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from PIL import Image, UnidentifiedImageError
+import cv2
+import numpy as np
 
 T = TypeVar("T")
 
@@ -206,23 +206,29 @@ def command_entities(text: str | None) -> list[dict[str, Any]]:
     return [{"type": "bot_command", "offset": 0, "length": len(word.encode("utf-16-le")) // 2}]
 
 
+def _decode(data: bytes) -> np.ndarray:
+    # OpenCV, not Pillow: ultralytics (imported by other tests in the same process) patches
+    # PIL.Image.open globally and breaks it for some files.
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not an image")
+    return image
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     """Return (width, height); raise ValueError for bytes that are not an image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return image.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ValueError("not an image") from exc
+    height, width = _decode(data).shape[:2]
+    return width, height
 
 
 def _thumbnail(data: bytes, side: int) -> tuple[bytes, int, int]:
-    with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
-        image.thumbnail((side, side))
-        out = io.BytesIO()
-        image.save(out, format="JPEG", quality=80)
-        return out.getvalue(), image.width, image.height
+    image = _decode(data)
+    height, width = image.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                       interpolation=cv2.INTER_AREA)
+    ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return jpeg.tobytes(), small.shape[1], small.shape[0]
 
 
 class World:
