@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     trt_cache_dir: Path | None = None
 
     # Detection and confirmation
-    detect_confidence: float = Field(0.35, gt=0, lt=1)
+    detect_confidence: float = Field(0.25, gt=0, lt=1)
     nms_iou: float = Field(0.5, gt=0, lt=1)
     confirm_hits: int = Field(3, ge=1)
     confirm_window: int = Field(5, ge=1)

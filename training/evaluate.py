@@ -396,7 +396,7 @@ def evaluate(
     data: str | Path,
     model: str | Path,
     *,
-    conf: float = 0.35,
+    conf: float = 0.25,
     iou: float = 0.5,
     nms_iou: float = 0.5,
     split: str = "val",
@@ -450,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> EvalReport:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="data.yaml, or a folder with images/ and labels/")
     ap.add_argument("--model", type=Path, default=Path("models/fire-detector.onnx"))
-    ap.add_argument("--conf", type=float, default=0.35, help="operating threshold")
+    ap.add_argument("--conf", type=float, default=0.25, help="operating threshold (the daemon's default)")
     ap.add_argument("--iou", type=float, default=0.5, help="match IoU at the operating threshold")
     ap.add_argument("--nms-iou", type=float, default=0.5)
     ap.add_argument("--split", default="val")
