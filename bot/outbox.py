@@ -31,7 +31,7 @@ from storage.models import Alert, Delivery, DeliveryKind
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_S = 300.0
+MAX_BACKOFF_S = 60.0  # after an outage, the first retry comes within a minute
 
 
 class _Postpone(Exception):

@@ -115,7 +115,7 @@ async def history_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         _, offset, limit, seconds, class_name = query.data.split(":")
         spec = f"{int(limit)}:{int(seconds)}:{class_name if class_name in {'fire', 'smoke'} else ''}"
         text, markup = await _history_page(context, spec, max(0, int(offset)))
-    except ValueError:
+    except (ValueError, OverflowError):  # forged data: a period too long for a timedelta
         await query.answer("Unknown button.")
         return
     await query.answer()
