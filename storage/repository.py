@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -375,16 +375,6 @@ class Store:
         with self._tx() as s:
             return s.get(Alert, alert_id)
 
-    def open_alert(self, camera: str, track_id: int) -> Alert | None:
-        """The uncleared alert of a track, if any."""
-        with self._tx() as s:
-            return s.scalar(
-                select(Alert)
-                .where(Alert.camera == camera, Alert.track_id == track_id, Alert.cleared_at.is_(None))
-                .order_by(Alert.id.desc())
-                .limit(1)
-            )
-
     def recent_alerts(
         self,
         *,
@@ -583,10 +573,3 @@ class Store:
                 )
             )
             return len(ids), [row.snapshot_path for row in old if row.snapshot_path]
-
-
-def rearm_deadline(now: datetime, hours: float) -> datetime:
-    return now + timedelta(hours=hours)
-
-
-__all__ = ["Store", "rearm_deadline"]

@@ -18,9 +18,9 @@ from bench.pipeline import (
     table,
     time_to_alert,
 )
+from tests.conftest import DATA
 
 REPO = Path(__file__).resolve().parent.parent
-from tests.conftest import DATA
 
 FIRE = DATA / "fire"
 

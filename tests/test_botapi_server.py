@@ -37,9 +37,9 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from tests.botapi import BotApiServer, ControlClient, StandaloneServer
 from tests.botapi.client import ControlError
+from tests.conftest import DATA
 
 TOKEN = "987654321:AAF-fake-token-0123456789abcdefghij"
-from tests.conftest import DATA
 
 
 def val_images(n: int) -> list[bytes]:

@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import DATA
 from vision.cam import overlay
 from vision.classifier import LABELS, FireClassifier, context_crop, context_window
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
-from tests.conftest import DATA
 
 FIRE = DATA / "fire"
 

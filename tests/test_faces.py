@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import DATA
 from vision.faces import (
     ENCODING_BYTES,
     MAX_PIXELS,
@@ -27,7 +28,6 @@ from vision.faces import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-from tests.conftest import DATA
 
 FACES = DATA / "faces"
 DEEPFACE = FACES / "deepface" / "tests" / "unit" / "dataset"

@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import DATA
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch_pruning")
 
-from tests.conftest import DATA
 from training.classifier import train_all  # noqa: E402
 from training.classifier_data import derive_split  # noqa: E402
 from vision.classifier import LABELS, FireClassifier  # noqa: E402

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import DATA
 from vision.detector import (
     Detector,
     Letterbox,
@@ -23,7 +24,6 @@ from vision.detector import (
 from vision.types import Detections
 
 REPO = Path(__file__).resolve().parent.parent
-from tests.conftest import DATA
 
 FIRE = DATA / "fire"
 REAL_MODEL = REPO / "models" / "fire-detector.onnx"

@@ -25,6 +25,7 @@ import pytest
 
 pytest.importorskip("ultralytics", reason="the tracker needs the train extra (ultralytics)")
 
+from tests.conftest import DATA
 from vision.annotate import annotate, snapshot_path  # noqa: E402
 from vision.events import EventConfig, FireEvents  # noqa: E402
 from vision.pipeline import Pipeline  # noqa: E402
@@ -34,7 +35,6 @@ from vision.tracker import Tracker  # noqa: E402
 from vision.types import Detections, FireEvent, Frame, HealthEvent  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-from tests.conftest import DATA
 
 FIRE = DATA / "fire"
 NAMES = {0: "fire", 1: "smoke"}

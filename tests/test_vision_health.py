@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -13,13 +12,14 @@ import pytest
 
 pytest.importorskip("ultralytics", reason="the pipeline's tracker needs the train extra (ultralytics)")
 
+from tests.conftest import DATA
+from tests.fake_camera import FastCamera
 from vision.health import HealthConfig, HealthMonitor  # noqa: E402
 from vision.pipeline import Pipeline  # noqa: E402
 from vision.sources import Backoff, CaptureSource, ImageFolderSource  # noqa: E402
 from vision.types import Detections, Frame, HealthEvent  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-from tests.conftest import DATA
 
 TRAIN = DATA / "fire" / "images" / "train"
 
@@ -79,47 +79,9 @@ def test_dimmed_but_lit_scene_is_not_black():
     assert monitor.observe(Frame(np.full_like(image, 3), 1, 0.1, 0.0))[0].kind == "black"
 
 
-class DroppingCamera:
-    """A fake camera device: refuses the first ``refuse`` opens, then serves real frames,
-    dropping the stream after every ``per_connection`` frames."""
-
-    def __init__(self, images: list[np.ndarray], refuse: int, per_connection: int):
-        self.images, self.refuse, self.per_connection = images, refuse, per_connection
-        self.opens = 0
-        self.served = 0
-
-    def open(self):
-        self.opens += 1
-        if self.opens <= self.refuse:
-            raise OSError("connection refused")
-        camera, left = self, [self.per_connection]
-
-        class Connection:
-            def isOpened(self):  # noqa: N802
-                return True
-
-            def read(self):
-                if left[0] == 0:
-                    return False, None
-                left[0] -= 1
-                camera.served += 1
-                time.sleep(0.005)
-                return True, camera.images[camera.served % len(camera.images)].copy()
-
-            def grab(self):
-                return True
-
-            def get(self, prop):
-                return 0.0
-
-            def release(self):
-                pass
-
-        return Connection()
-
-
 def test_lost_camera_is_reported_retried_and_back():
-    camera = DroppingCamera([cv2.imread(str(p)) for p in fire2()[:5]], refuse=3, per_connection=15)
+    camera = FastCamera([cv2.imread(str(p)) for p in fire2()[:5]], period=0.005, fail_opens=3,
+                        frames_per_connection=15)
     events: list = []
     got_frames = threading.Event()
     pipeline = Pipeline(

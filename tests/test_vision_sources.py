@@ -11,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import DATA
+from tests.fake_camera import FastCamera, FlakyCamera
 from vision.sources import (
     Backoff,
     CaptureSource,
@@ -22,7 +24,6 @@ from vision.sources import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-from tests.conftest import DATA
 
 TRAIN = DATA / "fire" / "images" / "train"
 
@@ -89,50 +90,6 @@ def test_open_source_kinds_and_url_name_without_credentials(tmp_path):
     assert isinstance(open_source(tmp_path, fps=3), ImageFolderSource)
 
 
-class FlakyCamera:
-    """A fake camera device: fails to open ``fail_opens`` times, then delivers ``frames``
-    real images per connection before its stream drops."""
-
-    def __init__(self, images: list[np.ndarray], fail_opens: int, frames_per_connection: int):
-        self.images = images
-        self.fail_opens = fail_opens
-        self.frames_per_connection = frames_per_connection
-        self.opens = 0
-        self.delivered = 0
-
-    def open(self):
-        self.opens += 1
-        if self.opens <= self.fail_opens:
-            raise OSError("connection refused")
-        return _Connection(self)
-
-
-class _Connection:
-    def __init__(self, camera: FlakyCamera):
-        self.camera = camera
-        self.left = camera.frames_per_connection
-
-    def isOpened(self):  # noqa: N802
-        return True
-
-    def read(self):
-        if self.left == 0:
-            return False, None
-        self.left -= 1
-        image = self.camera.images[self.camera.delivered % len(self.camera.images)]
-        self.camera.delivered += 1
-        return True, image.copy()
-
-    def grab(self):
-        return True
-
-    def get(self, prop):
-        return 0.0
-
-    def release(self):
-        pass
-
-
 def test_live_source_is_reopened_with_backoff_and_outages_reported():
     images = [cv2.imread(str(p)) for p in fire2(3)]
     camera = FlakyCamera(images, fail_opens=2, frames_per_connection=4)
@@ -158,25 +115,6 @@ def test_backoff_grows_and_resets():
     assert [backoff.next_delay() for _ in range(5)] == [1, 2, 4, 5, 5]
     backoff.reset()
     assert backoff.next_delay() == 1
-
-
-class FastCamera(FlakyCamera):
-    """Delivers a frame every ``period`` seconds, like a 100 FPS camera."""
-
-    def __init__(self, images, period: float, **kw):
-        super().__init__(images, **kw)
-        self.period = period
-
-    def open(self):
-        connection = super().open()
-        read = connection.read
-
-        def paced_read():
-            time.sleep(self.period)
-            return read()
-
-        connection.read = paced_read
-        return connection
 
 
 def test_latest_frame_source_drops_stale_frames_for_a_slow_consumer():

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import DATA
 from vision.types import Detections
 
 REPO = Path(__file__).resolve().parent.parent
-from tests.conftest import DATA
 
 FIRE = DATA / "fire"
 
