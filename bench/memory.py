@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,6 +98,112 @@ def _vm_hwm(pid: int) -> float | None:
     return None
 
 
+def replay_frames(duration_s: float, fps: float) -> int:
+    """Frames enough that the camera never ends early, even if paced slightly fast."""
+    return int(duration_s * fps * 1.2) + 50
+
+
+def daemon_env(
+    scratch: Path,
+    model: str | Path,
+    camera: Path,
+    *,
+    fps: float,
+    threads: int,
+    extra_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """``firewatch run``'s environment: this one without its FIREWATCH_* values, playing
+    ``camera`` headless, with its data under ``scratch``; ``extra_env`` is applied last."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWATCH_")}
+    env.update({
+        "FIREWATCH_BOT_TOKEN": "",
+        "FIREWATCH_CAMERA_SOURCE": str(camera),
+        "FIREWATCH_CAMERA_NAME": "bench",
+        "FIREWATCH_SOURCE_FPS": str(fps),
+        "FIREWATCH_DATA_DIR": str(scratch / "data"),
+        "FIREWATCH_DETECTOR_MODEL": str(Path(model).resolve()),
+        "FIREWATCH_INFERENCE_THREADS": str(threads),
+        "FIREWATCH_LOG_LEVEL": "INFO",
+        **(extra_env or {}),
+    })
+    return env
+
+
+@dataclass
+class DaemonRun:
+    """One ``firewatch run``: RSS samples of its process tree (bytes), the main process's
+    VmHWM (MiB), and ``exit_code`` None when it did not stop within the stop timeout."""
+
+    samples: list[int]
+    vm_hwm_mb: float | None
+    ran_s: float
+    stop_s: float | None
+    exit_code: int | None
+    log_text: str
+
+
+def _sigterm(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[float | None, int | None]:
+    """Stop as systemd does; returns (seconds to exit, exit code), (None, None) if it had to be killed."""
+    if proc.poll() is not None:
+        return None, proc.returncode
+    stopping = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None, None
+    return time.monotonic() - stopping, proc.returncode
+
+
+def run_daemon(
+    env: Mapping[str, str], cwd: Path, duration_s: float, *, poll_s: float = 0.5, stop_timeout_s: float = 60.0
+) -> DaemonRun:
+    """Run ``firewatch run`` in ``cwd`` for ``duration_s`` seconds, sampling its memory, then SIGTERM it."""
+    log_path = cwd / "firewatch.log"
+    samples: list[int] = []
+    hwm: float | None = None
+    with open(log_path, "wb") as log_file:
+        # cwd is a scratch folder, so that no .env of the repository is read.
+        proc = subprocess.Popen(firewatch_command() + ["run"], cwd=cwd, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT)
+        process = psutil.Process(proc.pid)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < duration_s and proc.poll() is None:
+                samples.append(_tree_rss(process))
+                hwm = _vm_hwm(proc.pid) or hwm
+                time.sleep(poll_s)
+            ran = time.monotonic() - started
+            stop_s, exit_code = _sigterm(proc, stop_timeout_s)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return DaemonRun(samples, hwm, ran, stop_s, exit_code, log_path.read_text(errors="replace"))
+
+
+def memory_bench(model: str | Path, duration_s: float, run: DaemonRun) -> MemoryBench:
+    samples = run.samples
+    peak = max(samples, default=0) / MIB
+    return MemoryBench(
+        model=str(model),
+        duration_s=duration_s,
+        ran_s=round(run.ran_s, 1),
+        samples=len(samples),
+        peak_rss_mb=round(peak, 1),
+        mean_rss_mb=round(sum(samples) / len(samples) / MIB, 1) if samples else 0.0,
+        last_rss_mb=round(samples[-1] / MIB, 1) if samples else 0.0,
+        vm_hwm_mb=round(run.vm_hwm_mb, 1) if run.vm_hwm_mb is not None else None,
+        target_mb=TARGET_MB,
+        meets_target=max(peak, run.vm_hwm_mb or 0.0) <= TARGET_MB,
+        stop_s=round(run.stop_s, 2) if run.stop_s is not None else None,
+        exit_code=run.exit_code,
+        alerts_logged=run.log_text.count('"event": "started"'),
+        log_tail="\n".join(run.log_text.splitlines()[-15:]),
+    )
+
+
 def main(
     model: str | Path = DEFAULT_MODEL,
     duration_s: float = 300.0,
@@ -110,71 +217,10 @@ def main(
     """Run ``firewatch run`` for ``duration_s`` seconds, then SIGTERM it; returns :class:`MemoryBench` as a dict."""
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp_name:
         tmp = Path(tmp_name)
-        frames = int(duration_s * fps * 1.2) + 50  # never ends early, even if paced slightly fast
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWATCH_")}
-        env.update({
-            "FIREWATCH_BOT_TOKEN": "",
-            "FIREWATCH_CAMERA_SOURCE": str(camera_folder(tmp / "camera", frames)),
-            "FIREWATCH_CAMERA_NAME": "bench",
-            "FIREWATCH_SOURCE_FPS": str(fps),
-            "FIREWATCH_DATA_DIR": str(tmp / "data"),
-            "FIREWATCH_DETECTOR_MODEL": str(Path(model).resolve()),
-            "FIREWATCH_INFERENCE_THREADS": str(threads),
-            "FIREWATCH_LOG_LEVEL": "INFO",
-            **(extra_env or {}),
-        })
-        log_path = tmp / "firewatch.log"
-        samples: list[int] = []
-        with open(log_path, "wb") as log_file:
-            # cwd is the scratch folder, so that no .env of the repository is read.
-            proc = subprocess.Popen(firewatch_command() + ["run"], cwd=tmp, env=env, stdout=log_file, stderr=subprocess.STDOUT)
-            process = psutil.Process(proc.pid)
-            started = time.monotonic()
-            hwm: float | None = None
-            try:
-                while time.monotonic() - started < duration_s and proc.poll() is None:
-                    samples.append(_tree_rss(process))
-                    hwm = _vm_hwm(proc.pid) or hwm
-                    time.sleep(poll_s)
-                ran = time.monotonic() - started
-                stop_s: float | None = None
-                if proc.poll() is None:
-                    stopping = time.monotonic()
-                    proc.send_signal(signal.SIGTERM)
-                    try:
-                        proc.wait(stop_timeout_s)
-                        stop_s = time.monotonic() - stopping
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-                        return_code: int | None = None
-                    else:
-                        return_code = proc.returncode
-                else:
-                    return_code = proc.returncode
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        log_text = log_path.read_text(errors="replace")
-    peak = max(samples, default=0) / MIB
-    result = MemoryBench(
-        model=str(model),
-        duration_s=duration_s,
-        ran_s=round(ran, 1),
-        samples=len(samples),
-        peak_rss_mb=round(peak, 1),
-        mean_rss_mb=round(sum(samples) / len(samples) / MIB, 1) if samples else 0.0,
-        last_rss_mb=round(samples[-1] / MIB, 1) if samples else 0.0,
-        vm_hwm_mb=round(hwm, 1) if hwm is not None else None,
-        target_mb=TARGET_MB,
-        meets_target=max(peak, hwm or 0.0) <= TARGET_MB,
-        stop_s=round(stop_s, 2) if stop_s is not None else None,
-        exit_code=return_code,
-        alerts_logged=log_text.count('"event": "started"'),
-        log_tail="\n".join(log_text.splitlines()[-15:]),
-    )
-    return asdict(result)
+        camera = camera_folder(tmp / "camera", replay_frames(duration_s, fps))
+        env = daemon_env(tmp, model, camera, fps=fps, threads=threads, extra_env=extra_env)
+        run = run_daemon(env, tmp, duration_s, poll_s=poll_s, stop_timeout_s=stop_timeout_s)
+    return asdict(memory_bench(model, duration_s, run))
 
 
 def table(result: dict) -> str:
@@ -187,20 +233,30 @@ def table(result: dict) -> str:
     )
 
 
-def _cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def daemon_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every ``firewatch run`` bench takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of replay")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    return parser
+
+
+def report(text: str, memory: dict, result: dict, json_path: Path | None) -> None:
+    """Print ``text``, the daemon's last lines if it failed, and write ``result`` as JSON."""
+    print(text)
+    if memory["exit_code"] not in (0, None) or memory["samples"] == 0:
+        print(memory["log_tail"])
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2))
+
+
+def _cli() -> None:
+    args = daemon_parser(__doc__).parse_args()
     result = main(args.model, args.duration, fps=args.fps, threads=args.threads)
-    print(table(result))
-    if result["exit_code"] not in (0, None) or result["samples"] == 0:
-        print(result["log_tail"])
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+    report(table(result), result, result, args.json)
 
 
 if __name__ == "__main__":

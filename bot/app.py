@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from telegram import Update
@@ -38,12 +39,15 @@ class EventBridge:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.outbox: OutboxSender | None = None
+        self.on_started: Callable[[], None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self, outbox: OutboxSender | None) -> None:
         self.loop = asyncio.get_running_loop()
         self.outbox = outbox
         self._task = asyncio.create_task(self._consume(), name="events")
+        if self.on_started is not None:
+            self.on_started()
 
     def submit(self, event: Event) -> None:
         """Called from the vision thread."""

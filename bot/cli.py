@@ -217,18 +217,20 @@ def train() -> None:
 @click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--resume", is_flag=True,
               help="Continue the run from its last.pt (or the committed training/checkpoints/ copy).")
+@click.option("--until", type=int, default=None,
+              help="Pause (resumable) once this many epochs are done, e.g. at the end of a session.")
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="After training, export best.pt to this ONNX file.")
 @_friendly_errors
 def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
-                       export_to: Path | None) -> None:
+                       until: int | None, export_to: Path | None) -> None:
     """Train the fire/smoke YOLO detector from scratch (resumable)."""
     from bot.commands import data_root
     from training.detector import CHECKPOINTS, export_detector, train_detector
 
     setup_logging("INFO")
     run = train_detector(data or data_root() / "fire", scale=scale, epochs=epochs, resume=resume,
-                         checkpoint_dir=CHECKPOINTS)
+                         checkpoint_dir=CHECKPOINTS, until=until)
     if export_to:
         click.echo(f"exported {export_detector(run.best, export_to)}")
 
@@ -275,6 +277,7 @@ BENCHMARKS = {
     "pipeline": "bench.pipeline",
     "selfie": "bench.selfie_latency",
     "memory": "bench.memory",
+    "bot": "bench.bot_mode",
 }
 
 
@@ -290,6 +293,7 @@ def bench(name: str, args: tuple[str, ...]) -> None:
     pipeline    full pipeline vs bare model FPS, per-stage time, time to alert
     selfie      selfie decision latency at 640x480 and 12 MP
     memory      peak RSS of `firewatch run` over a replay
+    bot         the same in bot mode (fake Bot API), and alert -> sendPhoto latency
     """
     import runpy
 

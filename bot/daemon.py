@@ -16,6 +16,7 @@ from bot.config import Settings
 from storage import Store, upgrade
 
 log = logging.getLogger("firewatch.daemon")
+TELEGRAM_WAIT_WARN_S = 30
 
 
 def prepare_store(settings: Settings) -> Store:
@@ -117,11 +118,32 @@ def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Ev
         _log_stop(" before the bot started")
         log.info("firewatch stopped")
         return 0
-    # From here PTB owns SIGINT/SIGTERM: it stops polling, then our post_stop hook
-    # stops the pipeline after its current frame and flushes queued events.
-    app.run_polling(stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False)
+    # Detection does not wait for Telegram: until the bot is up, events are recorded
+    # straight from the vision thread and their deliveries wait in the outbox.
+    pipeline.start()
+    connected = threading.Event()
+    bridge.on_started = connected.set
+    threading.Thread(target=_warn_until, args=(connected, stop), name="telegram-wait", daemon=True).start()
+    # From here PTB owns SIGINT/SIGTERM: it retries reaching Telegram for as long as it
+    # takes (a bad token still ends the run), stops polling on a signal, then our
+    # post_stop hook stops the pipeline after its current frame and flushes queued events.
+    try:
+        app.run_polling(stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False, bootstrap_retries=-1)
+    finally:
+        stop.set()
+        if pipeline.running:  # stopped before the bot ever came up: post_stop did not run
+            pipeline.stop()
     log.info("firewatch stopped")
     return 0
+
+
+def _warn_until(connected: threading.Event, stop: threading.Event) -> None:
+    """Say, once a minute, that Telegram is still out of reach at start-up."""
+    waited = 0
+    while not connected.wait(TELEGRAM_WAIT_WARN_S) and not stop.is_set():
+        waited += TELEGRAM_WAIT_WARN_S
+        log.warning("Telegram not reachable for %d s: detection and recording go on, alerts will be "
+                    "sent once it answers", waited)
 
 
 def _safe_url(url: str) -> str:

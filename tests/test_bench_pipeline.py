@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.pipeline import (
+    STAGE_THREADS,
     STAGES,
     false_alerts_per_hour,
     find_sequences,
@@ -39,9 +40,12 @@ def test_pipeline_bench_structure(tiny_onnx):
     assert all(s["ms_per_frame"] >= 0 for s in stages.values())
     for timed in ("letterbox", "session_run", "postprocess", "tracker", "events", "health"):
         assert stages[timed]["ms_per_frame"] > 0, timed
-    assert 0.95 < sum(s["share"] for s in stages.values()) <= 1.01  # the stages account for the loop
+    # Each thread's stages add up to at most its whole time (they run side by side).
+    for thread, names in STAGE_THREADS.items():
+        assert {s["thread"] for s in result["stages"] if s["stage"] in names} == {thread}
+        assert 0 < sum(stages[name]["share"] for name in names) <= 1.01, thread
     assert result["providers"] == ["CPUExecutionProvider"]
-    assert "session.run" in table(result)
+    assert "session.run" in table(result) and "infer" in table(result)
 
 
 def test_sequences_follow_the_labels():

@@ -167,7 +167,7 @@ async def test_telegram_outage_during_a_fire_then_everything_in_order(rig: Rig) 
     srv.faults.rate_limit(3, retry_after=2, methods=SEND_METHODS)
     outage_calls = len(srv.calls) - calls_before
     outage_s = time.monotonic() - began
-    assert rig.store.recent_alerts()[1] >= 1, "the fire was not raised during the outage"
+    assert rig.store.recent_alerts()[1] >= 1, f"the fire was not raised during the outage:\n{rig.daemon.output()[-4000:]}"
 
     def delivered(_: BotApiServer) -> bool:
         return all(d.status.value == "sent" for d in rig.store.deliveries()) and all(
@@ -186,6 +186,33 @@ async def test_telegram_outage_during_a_fire_then_everything_in_order(rig: Rig) 
     assert outage_calls <= 6 * outage_s, f"{outage_calls} API calls in {outage_s:.0f} s of outage"
     assert "retry in" in rig.daemon.output()
     print(f"\noutage {outage_s:.1f} s: {outage_calls} API calls; all delivered {recovered_s:.1f} s after it began")
+
+
+async def test_telegram_down_at_start_up_detection_goes_on_and_alerts_follow(rig: Rig) -> None:
+    # Every call fails (getMe included) from the first second: the bot cannot start.
+    rig.srv.faults.fail_next(100_000, status=502)
+    await rig.start(wait=False)
+    await rig.daemon.wait_for_log("firewatch starting")  # its database is migrated
+    await poll(lambda: rig.store.recent_alerts()[1] >= 1, timeout=90)  # recorded all the same
+    assert "bot started" not in rig.daemon.output()
+    pending = rig.store.deliveries()
+    assert pending and all(d.status.value == "pending" for d in pending)
+    rig.srv.faults.clear()
+    await rig.daemon.wait_for_log("bot started", timeout=60)
+    await alert_everywhere(rig)
+    await rig.srv.wait_for(lambda s: all(d.status.value == "sent" for d in rig.store.deliveries()), 30)
+
+
+async def test_sigterm_while_telegram_is_unreachable_at_start_up(rig: Rig) -> None:
+    rig.srv.faults.fail_next(100_000, status=502)
+    await rig.start(wait=False)
+    await rig.daemon.wait_for_log("firewatch starting")  # its database is migrated
+    await poll(lambda: rig.store.recent_alerts()[1] >= 1, timeout=90)
+    began = time.monotonic()
+    assert await rig.daemon.stop(timeout=15) == 0
+    assert time.monotonic() - began < 10
+    assert "firewatch stopped" in rig.daemon.output()
+    assert all(d.status.value == "pending" for d in rig.store.deliveries())  # kept for the next run
 
 
 # -- camera faults ----------------------------------------------------------------------------

@@ -65,15 +65,8 @@ def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: l
     data = _tiny_dataset(tmp_path / "data")
     runs = tmp_path / "runs" / "detector"
 
-    class SessionEnded(Exception):
-        pass
-
-    def end_session(trainer) -> None:  # type: ignore[no-untyped-def]
-        raise SessionEnded  # as if the process were killed right after epoch 1 was saved
-
-    with pytest.raises(SessionEnded):
-        train_detector(data, epochs=2, batch=4, workers=0, runs_dir=runs,
-                       callbacks={"on_model_save": end_session})
+    # `until` pauses the run once epoch 1 is saved, as at the end of a working session.
+    train_detector(data, epochs=2, batch=4, workers=0, runs_dir=runs, until=1)
     from training.detector import DetectorRun
 
     run = DetectorRun("p", runs)
@@ -97,3 +90,16 @@ def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: l
     image = cv2.imread(str(next((data / "images" / "val").iterdir())))
     assert len(detector(image)) >= 0  # runs; an epoch-2 model need not find anything
     assert no_network == [], f"training reached for the network: {no_network}"
+
+
+def test_each_scale_builds_its_own_size(tmp_path: Path) -> None:
+    # ultralytics guesses the scale from a file name like "yolo11n.yaml"; ours must not
+    # silently fall back to the first scale listed.
+    from training import offline
+    from training.detector import SCALES, model_yaml
+
+    offline.prepare()
+    from ultralytics import YOLO
+
+    params = {s: sum(p.numel() for p in YOLO(str(model_yaml(s, tmp_path))).model.parameters()) for s in SCALES}
+    assert params["n"] > 2.5 * params["p"], params

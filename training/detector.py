@@ -73,6 +73,9 @@ def model_yaml(scale: str, out_dir: Path) -> Path:
     if scale not in SCALES:
         raise ValueError(f"unknown detector scale {scale!r}; choose one of {', '.join(SCALES)}")
     spec = yaml.safe_load(CONFIG.read_text())
+    # ultralytics overwrites ``scale`` with a guess from the file name ("yolo11n.yaml") and
+    # otherwise takes the first entry of ``scales``: keep only the one we mean.
+    spec["scales"] = {scale: spec["scales"][scale]}
     spec["scale"] = scale
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"fire-detector-{scale}.yaml"
@@ -95,61 +98,96 @@ def train_detector(
     seed: int = 0,
     callbacks: dict[str, Callable[[object], None]] | None = None,
     checkpoint_dir: Path | None = None,
+    until: int | None = None,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
     ``callbacks`` maps ultralytics event names (e.g. ``on_fit_epoch_end``) to functions
     of the trainer: tests use one to stop a run early and resume it. With
     ``checkpoint_dir``, last.pt and results.csv are copied there after every epoch, to
-    be committed: a CPU run spans several working sessions.
+    be committed: a CPU run spans several working sessions. With ``until``, the run
+    pauses after that epoch is saved and stays resumable (ultralytics' own stop would
+    strip the optimizer from last.pt and end the schedule).
     """
     offline.prepare()
     from ultralytics import YOLO
 
     run = DetectorRun(scale, Path(runs_dir))
+    hooks = list((callbacks or {}).items())
     if checkpoint_dir is not None:
-        callbacks = {
-            **(callbacks or {}),
-            "on_model_save": lambda trainer: save_checkpoint(run, checkpoint_dir),
-        }
+        hooks.insert(0, ("on_model_save", lambda trainer: save_checkpoint(run, checkpoint_dir)))
+    if until is not None:
+        hooks.append(("on_model_save", _pause_after(until)))
     data = str(data_yaml(data_dir, run.runs_dir))
-    if resume:
-        if not run.last.exists():
-            restore_checkpoint(run)
-        if not run.last.exists():
-            raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
-        log.info("resuming %s from %s", run.dir, run.last)
-        model = _with_callbacks(YOLO(str(run.last)), callbacks)
-        model.train(resume=True, data=data, workers=workers, device=device)
-        return run
+    try:
+        if resume:
+            if not run.last.exists():
+                restore_checkpoint(run)
+            if not run.last.exists():
+                raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
+            log.info("resuming %s from %s", run.dir, run.last)
+            model = _with_callbacks(YOLO(str(run.last)), hooks)
+            model.train(resume=True, data=data, workers=workers, device=device)
+            return run
+        _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, imgsz=imgsz, batch=batch,
+                   workers=workers, device=device, fraction=fraction, seed=seed)
+    except Paused as paused:
+        log.info("paused after epoch %d; continue with --resume", paused.epoch)
+    return run
 
+
+class Paused(Exception):
+    """Raised from a callback to leave training after an epoch was saved."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__(f"paused after epoch {epoch}")
+        self.epoch = epoch
+
+
+def _pause_after(until: int) -> Callable[[object], None]:
+    def check(trainer) -> None:  # type: ignore[no-untyped-def]
+        done = trainer.epoch + 1  # ultralytics counts epochs from 0
+        if done >= until:
+            raise Paused(done)
+
+    return check
+
+
+def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int, imgsz: int,  # type: ignore[no-untyped-def]
+               batch: int, workers: int, device: str, fraction: float, seed: int) -> None:
     if run.dir.exists():
         # ultralytics would silently start "fire-detector-p2"; a stale run is moved aside
         # instead so that the run name, and resume, stay predictable.
         backup = run.dir.with_name(run.dir.name + ".old")
         shutil.rmtree(backup, ignore_errors=True)
         run.dir.rename(backup)
-    model = _with_callbacks(YOLO(str(model_yaml(scale, run.runs_dir / "configs"))), callbacks)
+    model = _with_callbacks(YOLO(str(model_yaml(run.scale, run.runs_dir / "configs"))), hooks)
     model.train(
         data=data,
         epochs=epochs,
+        project=str(run.runs_dir),
+        name=run.dir.name,
+        cache="ram" if fraction >= 0.5 else False,
+        verbose=True,
+        **train_args(imgsz=imgsz, batch=batch, workers=workers, device=device, fraction=fraction, seed=seed),
+    )
+
+
+def train_args(*, imgsz: int, batch: int, workers: int, device: str, fraction: float, seed: int) -> dict:
+    """ultralytics training arguments that every detector run shares: offline and reproducible."""
+    return dict(
         imgsz=imgsz,
         batch=batch,
         workers=workers,
         device=device,
-        project=str(run.runs_dir),
-        name=run.dir.name,
+        fraction=fraction,
         exist_ok=True,
         pretrained=False,
         amp=False,  # the AMP check downloads a model
         seed=seed,
         deterministic=True,
-        fraction=fraction,
-        cache="ram" if fraction >= 0.5 else False,
         plots=False,
-        verbose=True,
     )
-    return run
 
 
 def save_checkpoint(run: DetectorRun, to: Path = CHECKPOINTS) -> Path:
@@ -176,8 +214,8 @@ def restore_checkpoint(run: DetectorRun, source: Path = CHECKPOINTS) -> bool:
     return True
 
 
-def _with_callbacks(model, callbacks):  # type: ignore[no-untyped-def]
-    for event, func in (callbacks or {}).items():
+def _with_callbacks(model, hooks):  # type: ignore[no-untyped-def]
+    for event, func in hooks:
         model.add_callback(event, func)
     return model
 
@@ -229,6 +267,7 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--scale", default="p", choices=SCALES)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--until", type=int, default=None)
     args = parser.parse_args()
     train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume,
-                   checkpoint_dir=CHECKPOINTS)
+                   checkpoint_dir=CHECKPOINTS, until=args.until)

@@ -65,6 +65,22 @@ class LetterboxGeometry:
         return np.asarray(xyxy, np.float32) * np.float32(self.scale) + pad
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A frame letterboxed into the model's input."""
+
+    blob: np.ndarray
+    geometry: LetterboxGeometry
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """The model's raw output for one frame, with the geometry that maps it back."""
+
+    output: np.ndarray
+    geometry: LetterboxGeometry
+
+
 class Letterbox:
     """Resize-and-pad into a fixed (h, w) input, writing into buffers allocated once.
 
@@ -80,8 +96,12 @@ class Letterbox:
         self._geometry: LetterboxGeometry | None = None
         self._resized: np.ndarray | None = None
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, LetterboxGeometry]:
-        """Return the (1, 3, h, w) float32 RGB blob in [0, 1] (a reused buffer) and the geometry."""
+    def __call__(self, image: np.ndarray, fresh: bool = False) -> tuple[np.ndarray, LetterboxGeometry]:
+        """Return the (1, 3, h, w) float32 RGB blob in [0, 1] and the geometry.
+
+        The blob is a reused buffer unless ``fresh``: a staged pipeline letterboxes the next
+        frame while the previous blob is still being inferred.
+        """
         src = (image.shape[0], image.shape[1])
         geometry = self._geometry
         if geometry is None or geometry.src != src:
@@ -96,8 +116,9 @@ class Letterbox:
         pad_x, pad_y = geometry.pad
         self.canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
         # BGR -> RGB, HWC -> CHW and scaling in one pass into the reused blob.
-        np.multiply(self.canvas[..., ::-1].transpose(2, 0, 1), np.float32(1 / 255), out=self.blob[0])
-        return self.blob, geometry
+        blob = np.empty_like(self.blob) if fresh else self.blob
+        np.multiply(self.canvas[..., ::-1].transpose(2, 0, 1), np.float32(1 / 255), out=blob[0])
+        return blob, geometry
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -248,9 +269,22 @@ class Detector:
         return self.names.get(int(class_id), str(class_id))
 
     def __call__(self, image: np.ndarray) -> Detections:
-        blob, geometry = self.letterbox(image)
-        feed = blob.astype(np.float16) if self._half else blob
-        output = self.session.run(None, {self.input_name: feed})[0]
+        return self.decode(self.infer(self.prepare(image, fresh=False)))
+
+    # The three steps apart, so that a pipeline can run them on different threads: only
+    # ``infer`` needs the model, the other two are CPU work that can overlap with it.
+
+    def prepare(self, image: np.ndarray, fresh: bool = True) -> Prepared:
+        """Letterbox ``image`` into the model's input (a new buffer unless ``fresh`` is False)."""
+        blob, geometry = self.letterbox(image, fresh=fresh)
+        return Prepared(blob.astype(np.float16) if self._half else blob, geometry)
+
+    def infer(self, prepared: Prepared) -> Inferred:
+        output = self.session.run(None, {self.input_name: prepared.blob})[0]
+        return Inferred(output, prepared.geometry)
+
+    def decode(self, inferred: Inferred) -> Detections:
         return postprocess(
-            output.astype(np.float32, copy=False), geometry, self.conf_threshold, self.iou_threshold, self.max_det
+            inferred.output.astype(np.float32, copy=False), inferred.geometry,
+            self.conf_threshold, self.iou_threshold, self.max_det,
         )

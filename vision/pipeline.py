@@ -10,14 +10,17 @@ fresh annotated picture (``snapshot()``) at any time.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +31,9 @@ from vision.sources import Backoff, FrameSource, read_frames
 from vision.types import Detections, Event, FireEvent, Frame
 
 log = logging.getLogger(__name__)
+# How often a blocked hand-off looks whether the run was aborted.
+_POLL_S = 0.1
+_GIL_SWITCH_S = 0.0005
 
 
 class DetectorLike(Protocol):
@@ -142,32 +148,82 @@ class Pipeline:
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Process frames until the source ends or ``stop()``; events go to ``on_event``."""
+        """Process frames until the source ends or ``stop()``; events go to ``on_event``.
+
+        Three threads, each one stage, hand frames on in order through one-slot queues:
+        feed (read, health, letterbox) -> infer (the model; this thread) -> post (decode,
+        tracker, events, snapshots, callbacks). The model then waits for nothing else: on
+        two cores the pipeline runs at the bare model's rate. Every event leaves from the
+        post thread, in frame order.
+        """
+        # Python hands the GIL to a waiting thread only every switch interval (5 ms by
+        # default): the model thread, back from onnxruntime, would queue behind the post
+        # thread's tracker code for a third of a frame. Process-wide, and harmless elsewhere.
+        sys.setswitchinterval(min(sys.getswitchinterval(), _GIL_SWITCH_S))
+        stages = _Stages(self._stop)
+        staged = _staged(self.detector)
+        feed = threading.Thread(target=stages.guard, args=(self._feed, staged), name=f"{self._name}-feed", daemon=True)
+        post = threading.Thread(target=stages.guard, args=(self._post, staged), name=f"{self._name}-post", daemon=True)
+        feed.start()
+        post.start()
+        stages.guard(self._infer, staged)
+        feed.join()
+        post.join()
+        if stages.failure is not None:
+            exc = stages.failure
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("vision pipeline %s stopped", self.camera, exc_info=exc)
+            if threading.current_thread() is threading.main_thread() or not isinstance(exc, Exception):
+                raise exc
+
+    @property
+    def _name(self) -> str:
+        return f"vision-{self.camera}"
+
+    def _feed(self, stages: _Stages, staged: _StagedDetector) -> None:
+        def lost(reason: str) -> None:
+            stages.feed.put(list(self.health.lost(reason)))
+
+        try:
+            for frame in read_frames(self.source, stop=stages.abort, backoff=self.backoff, on_lost=lost):
+                notices = list(self.health.observe(frame))
+                if not stages.feed.put(_Work(frame, notices, staged.prepare(frame.image))):
+                    return
+        finally:
+            stages.feed.put(_END)
+
+    def _infer(self, stages: _Stages, staged: _StagedDetector) -> None:
+        try:
+            while (item := stages.feed.get()) is not _END:
+                if isinstance(item, _Work):
+                    item.data = staged.infer(item.data)
+                if not stages.post.put(item):
+                    return
+        finally:
+            stages.post.put(_END)
+
+    def _post(self, stages: _Stages, staged: _StagedDetector) -> None:
         last: Frame | None = None
         previous_clock: float | None = None
-        try:
-            frames = read_frames(self.source, stop=self._stop, backoff=self.backoff, on_lost=self._lost)
-            for frame in frames:
-                self._process(frame)
-                last = frame
-                now = time.monotonic()
-                if previous_clock is not None and now > previous_clock:
-                    rate = 1.0 / (now - previous_clock)
-                    self.fps = rate if self.fps == 0.0 else 0.9 * self.fps + 0.1 * rate
-                previous_clock = now
-            if last is not None and self.flush_at_end and not self._stop.is_set():
-                for event in self.events.flush(last.index, last.t, last.wall):
-                    self._emit(self._with_snapshot(event, last))
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.exception("vision pipeline %s stopped", self.camera)
-            if threading.current_thread() is threading.main_thread():
-                raise
+        while (item := stages.post.get()) is not _END:
+            if not isinstance(item, _Work):  # health notices while no frame arrives
+                for notice in item:
+                    self._emit(notice)
+                continue
+            for notice in item.notices:
+                self._emit(notice)
+            self._process(item.frame, staged.decode(item.data))
+            last = item.frame
+            now = time.monotonic()
+            if previous_clock is not None and now > previous_clock:
+                rate = 1.0 / (now - previous_clock)
+                self.fps = rate if self.fps == 0.0 else 0.9 * self.fps + 0.1 * rate
+            previous_clock = now
+        if last is not None and self.flush_at_end and not self._stop.is_set() and stages.failure is None:
+            for event in self.events.flush(last.index, last.t, last.wall):
+                self._emit(self._with_snapshot(event, last))
 
-    def _process(self, frame: Frame) -> None:
-        for health_event in self.health.observe(frame):
-            self._emit(health_event)
-        detections = self.detector(frame.image)
+    def _process(self, frame: Frame, detections: Detections) -> None:
         tracked = self.tracker.update(detections, frame.image)
         with self._lock:
             self._latest = (frame, tracked)
@@ -176,10 +232,6 @@ class Pipeline:
             self._emit(self._with_snapshot(event, frame, tracked))
         if self.on_frame is not None:
             self.on_frame(frame, tracked)
-
-    def _lost(self, reason: str) -> None:
-        for event in self.health.lost(reason):
-            self._emit(event)
 
     def _with_snapshot(self, event: FireEvent, frame: Frame, tracked: Detections | None = None) -> FireEvent:
         if self.snapshot_dir is None:
@@ -211,3 +263,87 @@ class Pipeline:
             self.on_event(event)
         except Exception:  # a consumer's bug must not stop fire detection
             log.exception("event consumer failed on %s", event)
+
+
+# -- stages -------------------------------------------------------------------------------------
+
+
+class _StagedDetector(Protocol):
+    def prepare(self, image: np.ndarray) -> Any: ...
+    def infer(self, prepared: Any) -> Any: ...
+    def decode(self, inferred: Any) -> Detections: ...
+
+
+class _WholeDetector:
+    """A detector that is one call (a test double, a wrapper) run as the infer stage."""
+
+    def __init__(self, detector: DetectorLike) -> None:
+        self.infer = detector
+
+    @staticmethod
+    def prepare(image: np.ndarray) -> np.ndarray:
+        return image
+
+    @staticmethod
+    def decode(detections: Detections) -> Detections:
+        return detections
+
+
+def _staged(detector: DetectorLike) -> _StagedDetector:
+    if all(callable(getattr(detector, step, None)) for step in ("prepare", "infer", "decode")):
+        return detector  # type: ignore[return-value]
+    return _WholeDetector(detector)
+
+
+@dataclass
+class _Work:
+    """One frame on its way through the stages; ``data`` is what the last stage made of it."""
+
+    frame: Frame
+    notices: list[Event]
+    data: Any
+
+
+_END = object()
+
+
+class _Handoff:
+    """A one-slot queue between two stages that gives up once the run is aborted."""
+
+    def __init__(self, abort: threading.Event) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._abort = abort
+
+    def put(self, item: Any) -> bool:
+        while True:
+            try:
+                self._queue.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                if self._abort.is_set() and item is not _END:
+                    return False
+                if self._abort.is_set():  # the end must still get through: make room for it
+                    with contextlib.suppress(queue.Empty):
+                        self._queue.get_nowait()
+
+    def get(self) -> Any:
+        return self._queue.get()
+
+
+class _Stages:
+    """The hand-offs of one run, and what stops them all when one stage fails."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        # ``stop`` is the pipeline's own: a failing stage sets it so the others wind down.
+        self.abort = stop
+        self.feed = _Handoff(stop)
+        self.post = _Handoff(stop)
+        self.failure: BaseException | None = None
+
+    def guard(self, stage: Callable[[_Stages, _StagedDetector], None], staged: _StagedDetector) -> None:
+        try:
+            stage(self, staged)
+        except BaseException as exc:  # Ctrl-C in `firewatch detect` must stop the other stages too
+            if self.failure is None:
+                self.failure = exc
+            self.abort.set()
