@@ -1,7 +1,7 @@
 """Who may use the bot: admins (from configuration or the admin role) and active operators.
 
 Anyone else gets one short reply and learns nothing: no state, no history, no hint of
-what exists.
+what exists. Members are answered in private and in the configured alert chats only.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.services import services
@@ -40,6 +41,9 @@ class Access:
     def is_member(self, user_id: int) -> bool:
         return user_id in self.admin_ids or self.store.get_operator(user_id) is not None
 
+    def is_alert_chat(self, chat_id: int) -> bool:
+        return chat_id in self.store.alert_chat_ids()
+
     def admin_chat_ids(self) -> list[int]:
         ids = set(self.admin_ids)
         ids.update(op.telegram_user_id for op in self.store.list_operators() if op.role is Role.ADMIN)
@@ -54,6 +58,13 @@ def _guard(check: Callable[[Access, int], bool]) -> Callable[[Handler], Handler]
             user = update.effective_user
             if user is None or not await asyncio.to_thread(check, access, user.id):
                 log.info("refused %s from user %s", handler.__name__, user.id if user else None)
+                await refuse(update)
+                return None
+            chat = update.effective_chat
+            # A member in some other group would show its members the system's state.
+            if chat is not None and chat.type != ChatType.PRIVATE and not await asyncio.to_thread(
+                    access.is_alert_chat, chat.id):
+                log.info("refused %s from user %s in chat %s: not an alert chat", handler.__name__, user.id, chat.id)
                 await refuse(update)
                 return None
             return await handler(update, context)

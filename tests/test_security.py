@@ -184,6 +184,16 @@ async def test_stranger_in_a_group_is_refused(world: World, text: str) -> None:
     assert got == [NOT_AUTHORISED]
 
 
+async def test_a_member_is_answered_only_in_private_and_alert_chats(world: World) -> None:
+    srv = world.rig.srv
+    elsewhere = srv.add_group("family chat")
+    got = await replies_to(world, elsewhere.id, lambda: srv.send_text(ADMIN_ID, "/status", chat=elsewhere))
+    assert got == [NOT_AUTHORISED]
+    group = world.rig.group  # configured in FIREWATCH_ALERT_CHAT_IDS
+    got = await replies_to(world, group.id, lambda: srv.send_text(ADMIN_ID, "/status", chat=group))
+    assert NOT_AUTHORISED not in got and any("yard" in text for text in got), got
+
+
 @pytest.mark.parametrize("data", ["ack:1", "fa:1", "snooze:1", "hist:0:5:0:", "ack:999999", "bogus"])
 async def test_stranger_button_press_is_refused(world: World, data: str) -> None:
     answer = await callback_answer(world, world.stranger, data)
