@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.models_detector import peak_rss_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "fire-classifier.onnx"
 
@@ -56,7 +58,6 @@ def _measure(path: Path, threads: int, runs: int) -> dict[str, float]:
     """In this process: load the model, time ``session.run`` on one preprocessed crop and
     ``classify`` end to end ``runs`` times each; medians in ms, peak RSS and the RSS the
     model added over the imports (python, numpy, cv2, onnxruntime)."""
-    import resource
     import time
 
     from vision.classifier import FireClassifier
@@ -79,7 +80,7 @@ def _measure(path: Path, threads: int, runs: int) -> dict[str, float]:
     model_ms = median_ms(lambda: clf.session.run(None, x))
     classify_ms = median_ms(lambda: clf.classify(crop))
     return {"latency_ms": model_ms, "classify_ms": classify_ms,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "peak_rss_mb": peak_rss_mb(),
             "model_rss_mb": _rss_mb() - before_mb}
 
 
