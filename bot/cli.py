@@ -278,6 +278,7 @@ BENCHMARKS = {
     "selfie": "bench.selfie_latency",
     "memory": "bench.memory",
     "bot": "bench.bot_mode",
+    "operating-point": "bench.operating_point",
 }
 
 
@@ -294,6 +295,7 @@ def bench(name: str, args: tuple[str, ...]) -> None:
     selfie      selfie decision latency at 640x480 and 12 MP
     memory      peak RSS of `firewatch run` over a replay
     bot         the same in bot mode (fake Bot API), and alert -> sendPhoto latency
+    operating-point  threshold x confirmation x veto: fire clips alerted, delay, false alerts/h
     """
     import runpy
 
