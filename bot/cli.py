@@ -219,18 +219,21 @@ def train() -> None:
               help="Continue the run from its last.pt (or the committed training/checkpoints/ copy).")
 @click.option("--until", type=int, default=None,
               help="Pause (resumable) once this many epochs are done, e.g. at the end of a session.")
+@click.option("--schedule", type=int, default=None,
+              help="With --resume: end the run after this many epochs in all "
+                   "(moves the learning-rate decay and the mosaic-free tail).")
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="After training, export best.pt to this ONNX file.")
 @_friendly_errors
 def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
-                       until: int | None, export_to: Path | None) -> None:
+                       until: int | None, schedule: int | None, export_to: Path | None) -> None:
     """Train the fire/smoke YOLO detector from scratch (resumable)."""
     from bot.commands import data_root
     from training.detector import CHECKPOINTS, export_detector, train_detector
 
     setup_logging("INFO")
     run = train_detector(data or data_root() / "fire", scale=scale, epochs=epochs, resume=resume,
-                         checkpoint_dir=CHECKPOINTS, until=until)
+                         checkpoint_dir=CHECKPOINTS, until=until, schedule=schedule)
     if export_to:
         click.echo(f"exported {export_detector(run.best, export_to)}")
 
@@ -262,13 +265,22 @@ def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None) 
               help="Folder for the PR curve and confusion matrix PNGs.")
 @_friendly_errors
 def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Path | None) -> None:
-    """Accuracy of the detector on a labelled folder: mAP, P/R/F1, image-level F1, false alarms."""
+    """Accuracy of the detector on a labelled folder: mAP, P/R/F1, image-level F1, false alarms.
+
+    Also sweeps the threshold for image-level F1 and false alarms, with and without the
+    fire classifier's veto (when the configured classifier model exists)."""
     from training.evaluate import evaluate as run_evaluation
 
+    from vision.events import EventConfig
+
     settings = _settings()
+    # The threshold sweep is also shown after the classifier's veto, as the daemon applies it.
+    classifier = settings.classifier_model
     run_evaluation(data, model or settings.detector_model, conf=settings.detect_confidence,
                    nms_iou=settings.nms_iou, json_path=json_path,
-                   out_dir=out_dir or (json_path.parent if json_path else None))
+                   out_dir=out_dir or (json_path.parent if json_path else None),
+                   classifier=classifier if classifier is not None and classifier.is_file() else None,
+                   veto=EventConfig().veto_confidence)
 
 
 BENCHMARKS = {

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data")).resolve()
 os.environ["FIREWATCH_DATA"] = str(DATA)
 SHIPPED_DETECTOR = REPO / "models" / "fire-detector.onnx"
+SHIPPED_CLASSIFIER = REPO / "models" / "fire-classifier.onnx"
 
 
 @pytest.fixture(scope="session")

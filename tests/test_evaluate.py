@@ -20,6 +20,7 @@ pytest.importorskip("ultralytics", reason="evaluation uses ultralytics' metrics 
 from training.evaluate import (  # noqa: E402
     EvalAccumulator,
     GroundTruth,
+    SweepRow,
     evaluate,
     find_samples,
     match,
@@ -153,6 +154,35 @@ def test_misses_and_false_alarms_are_counted(tiny_yolo):
     assert report.classes["smoke"].recall < 1.0 and report.classes["smoke"].ap50 < 1.0  # smoke-only images
 
 
+def test_threshold_sweep_with_and_without_the_veto(tiny_yolo):
+    truths = _truths(tiny_yolo)
+    fire = [g for g in truths if (g.class_id == 0).any()]
+    smoke_only = [g for g in truths if len(g) and not (g.class_id == 0).any()]
+    empty = [g for g in truths if not len(g)]
+    box = Detections(np.array([[10, 10, 60, 60]], np.float32), [0.8], [0])
+    acc = EvalAccumulator(NAMES, conf=0.25, iou=0.5)
+    acc.add(fire[0], Detections.empty(), np.zeros(0, bool))
+    for gt in fire[1:]:
+        acc.add(gt, Detections(gt.xyxy, np.full(len(gt), 0.9), gt.class_id), np.zeros(len(gt), bool))
+    acc.add(smoke_only[0], box, np.array([True]))  # the classifier vetoes this false fire
+    acc.add(smoke_only[1], Detections.empty(), np.zeros(0, bool))
+    acc.add(empty[0], box, np.array([False]))  # ... but not this one
+    acc.add(empty[1], Detections(box.xyxy, [0.2], [0]), np.array([False]))
+    rows = {r.conf: r for r in acc.report().image_sweep}
+    at25, at10 = rows[0.25], rows[0.10]
+    # 0.25: fire images 2/3 found; false fire on 2 of the 4 fire-free images, 1 after the veto
+    assert (at25.precision, at25.recall, at25.fp_rate) == (0.5, pytest.approx(2 / 3, abs=1e-4), 0.5)
+    assert (at25.precision_veto, at25.recall_veto, at25.fp_rate_veto) == (
+        pytest.approx(2 / 3, abs=1e-4), pytest.approx(2 / 3, abs=1e-4), 0.25)
+    # 0.10 also flags the 0.2 box
+    assert (at10.precision, at10.fp_rate, at10.fp_rate_veto) == (0.4, 0.75, 0.5)
+    assert rows[0.5] == SweepRow(0.5, *(getattr(at25, f) for f in ("precision", "recall", "f1", "fp_rate",
+                                                                   "precision_veto", "recall_veto", "f1_veto",
+                                                                   "fp_rate_veto")))
+    # the sweep agrees with the operating-point numbers at the operating threshold
+    assert at25.f1 == acc.report().image_fire.f1
+
+
 # -- a real model -----------------------------------------------------------------------
 
 
@@ -180,3 +210,19 @@ def test_real_onnx_run_writes_json_and_plots(tiny_yolo, detector_model, tmp_path
         png = Path(saved["plots"][key])
         assert png.suffix == ".png" and png.read_bytes()[:4] == b"\x89PNG"
     assert report.ms_per_image and report.ms_per_image > 0
+
+
+def test_classifier_veto_only_ever_removes_fire_flags(tiny_yolo, detector_model):
+    from tests.conftest import SHIPPED_CLASSIFIER
+
+    if not SHIPPED_CLASSIFIER.is_file():
+        pytest.skip("no shipped classifier")
+    report = evaluate(tiny_yolo, detector_model, conf=0.25, threads=1, classifier=SHIPPED_CLASSIFIER, verbose=False)
+    assert report.veto == 0.9 and len(report.image_sweep) >= 5
+    for row in report.image_sweep:
+        assert row.fp_rate_veto is not None and row.fp_rate_veto <= row.fp_rate
+        assert row.recall_veto <= row.recall
+    assert "F1 veto" in report.table()
+    plain = evaluate(tiny_yolo, detector_model, conf=0.25, threads=1, verbose=False)
+    assert plain.veto is None and all(r.f1_veto is None for r in plain.image_sweep)
+    assert [r.f1 for r in plain.image_sweep] == [r.f1 for r in report.image_sweep]

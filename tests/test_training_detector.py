@@ -66,7 +66,7 @@ def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: l
     runs = tmp_path / "runs" / "detector"
 
     # `until` pauses the run once epoch 1 is saved, as at the end of a working session.
-    train_detector(data, epochs=2, batch=4, workers=0, runs_dir=runs, until=1)
+    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, until=1)
     from training.detector import DetectorRun
 
     run = DetectorRun("p", runs)
@@ -81,8 +81,13 @@ def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: l
     shutil.rmtree(runs)
     assert restore_checkpoint(run, saved) and run.last.is_file()
 
-    train_detector(data, epochs=2, batch=4, workers=0, runs_dir=runs, resume=True)
-    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 3  # epoch 2 added
+    from training.detector import set_schedule
+
+    with pytest.raises(ValueError, match="1 epochs done"):
+        set_schedule(run.last, 1)
+    # Planned for 3 epochs, rescheduled to end after 2: the run finishes there.
+    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=2)
+    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 3  # epoch 2 added, no 3rd
 
     onnx = export_detector(run.best, tmp_path / "fire-detector.onnx")
     detector = Detector(onnx, threads=1)

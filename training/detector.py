@@ -99,6 +99,7 @@ def train_detector(
     callbacks: dict[str, Callable[[object], None]] | None = None,
     checkpoint_dir: Path | None = None,
     until: int | None = None,
+    schedule: int | None = None,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -107,7 +108,8 @@ def train_detector(
     ``checkpoint_dir``, last.pt and results.csv are copied there after every epoch, to
     be committed: a CPU run spans several working sessions. With ``until``, the run
     pauses after that epoch is saved and stays resumable (ultralytics' own stop would
-    strip the optimizer from last.pt and end the schedule).
+    strip the optimizer from last.pt and end the schedule). With ``schedule`` (resume
+    only), the run's schedule is shortened or lengthened to that many epochs in all.
     """
     offline.prepare()
     from ultralytics import YOLO
@@ -125,6 +127,8 @@ def train_detector(
                 restore_checkpoint(run)
             if not run.last.exists():
                 raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
+            if schedule is not None:
+                set_schedule(run.last, schedule)
             log.info("resuming %s from %s", run.dir, run.last)
             model = _with_callbacks(YOLO(str(run.last)), hooks)
             model.train(resume=True, data=data, workers=workers, device=device)
@@ -134,6 +138,26 @@ def train_detector(
     except Paused as paused:
         log.info("paused after epoch %d; continue with --resume", paused.epoch)
     return run
+
+
+def set_schedule(last: Path, epochs: int) -> None:
+    """Make a resumable run end after ``epochs`` epochs in all.
+
+    ultralytics takes the total from the checkpoint's training arguments and refuses to
+    change it on resume, yet the total sets where the learning rate decays to its floor
+    and when mosaic augmentation stops (the last ``close_mosaic`` epochs). A CPU run
+    planned for 100 epochs can thus be brought to its annealing tail sooner.
+    """
+    import torch
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    done = ckpt["epoch"] + 1
+    if epochs <= done:
+        raise ValueError(f"{last} has {done} epochs done already; a schedule of {epochs} leaves nothing to train")
+    if ckpt["train_args"]["epochs"] != epochs:
+        log.info("schedule of %s: %d -> %d epochs", last, ckpt["train_args"]["epochs"], epochs)
+        ckpt["train_args"]["epochs"] = epochs
+        torch.save(ckpt, last)
 
 
 class Paused(Exception):
@@ -268,6 +292,7 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--until", type=int, default=None)
+    parser.add_argument("--schedule", type=int, default=None)
     args = parser.parse_args()
     train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume,
-                   checkpoint_dir=CHECKPOINTS, until=args.until)
+                   checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule)

@@ -24,7 +24,7 @@ import argparse
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # COCO's IoU thresholds for mAP50-95.
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 MAP_CONF = 0.001
+# Thresholds of the image-level sweep: one evaluation pass gives the whole trade-off.
+SWEEP_CONFS = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50)
 
 
 # -- data -------------------------------------------------------------------------------
@@ -201,6 +203,21 @@ class ImageMetrics:
 
 
 @dataclass(frozen=True)
+class SweepRow:
+    """Image-level fire detection at one threshold; ``*_veto`` after the classifier's veto."""
+
+    conf: float
+    precision: float
+    recall: float
+    f1: float
+    fp_rate: float | None  # share of images with no fire label that get a fire box
+    precision_veto: float | None = None
+    recall_veto: float | None = None
+    f1_veto: float | None = None
+    fp_rate_veto: float | None = None
+
+
+@dataclass(frozen=True)
 class FalsePositiveRate:
     """Share of ``images`` that got at least one fire detection (``flagged``)."""
 
@@ -227,6 +244,8 @@ class EvalReport:
     confusion_matrix: list[list[int]]  # [predicted, true], last row/column = background
     ms_per_image: float | None = None  # full Detector call; informative only (see bench/)
     plots: dict[str, str] = field(default_factory=dict)
+    image_sweep: list[SweepRow] = field(default_factory=list)
+    veto: float | None = None  # p(no-fire) at which the classifier vetoed a fire box, if used
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -256,9 +275,24 @@ class EvalReport:
         for label, fpr in (("no fire label", self.fp_rate_fire_free), ("no labels", self.fp_rate_no_labels)):
             rate = "-" if fpr.rate is None else f"{fpr.rate:.3f}"
             lines.append(f"false-positive rate on images with {label}: {rate} ({fpr.flagged}/{fpr.images})")
+        if self.image_sweep:
+            veto = self.veto is not None
+            head = "image-level fire by threshold (fire-free FP = share of images without a fire label flagged)"
+            lines.append(head + (f"; 'veto': boxes the classifier calls no-fire at p >= {self.veto} dropped" if veto else ""))
+            lines.append(f"{'conf':>6}{'P':>7}{'R':>7}{'F1':>7}{'FP':>7}" + (f"{'P veto':>9}{'R veto':>9}{'F1 veto':>9}{'FP veto':>9}" if veto else ""))
+            for row in self.image_sweep:
+                line = f"{row.conf:>6.2f}{row.precision:>7.3f}{row.recall:>7.3f}{row.f1:>7.3f}{_num(row.fp_rate):>7}"
+                if veto:
+                    line += (f"{_num(row.precision_veto):>9}{_num(row.recall_veto):>9}"
+                             f"{_num(row.f1_veto):>9}{_num(row.fp_rate_veto):>9}")
+                lines.append(line)
         if self.ms_per_image is not None:
             lines.append(f"{self.ms_per_image:.1f} ms per image (detector call, this machine, informative)")
         return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
 
 
 def _ratio(num: float, den: float) -> float:
@@ -287,9 +321,15 @@ class EvalAccumulator:
         self._pred_cls: list[np.ndarray] = []
         self._target_cls: list[np.ndarray] = []
         self._image_flags: list[tuple[bool, bool, bool]] = []  # (has fire label, no labels, fire predicted)
+        # Per image: the best fire score, and the best one the classifier did not veto.
+        self._top_fire: list[float] = []
+        self._top_fire_kept: list[float] = []
+        self._vetoing = False
         self._confusion = None
 
-    def add(self, gt: GroundTruth, dets: Detections) -> None:
+    def add(self, gt: GroundTruth, dets: Detections, vetoed: np.ndarray | None = None) -> None:
+        """One image. ``vetoed`` (bool per detection) marks boxes the classifier vetoed;
+        it only enters the ``*_veto`` columns of the sweep."""
         self._tp.append(match(dets, gt, self._thresholds))
         self._conf.append(dets.confidence)
         self._pred_cls.append(dets.class_id)
@@ -297,6 +337,14 @@ class EvalAccumulator:
         above = dets.confidence >= self.conf
         fire_predicted = bool((above & (dets.class_id == self.fire_class)).any())
         self._image_flags.append((bool((gt.class_id == self.fire_class).any()), len(gt) == 0, fire_predicted))
+        fire = dets.class_id == self.fire_class
+        self._top_fire.append(float(dets.confidence[fire].max(initial=0.0)))
+        if vetoed is not None:
+            self._vetoing = True
+            kept = fire & ~np.asarray(vetoed, bool)
+            self._top_fire_kept.append(float(dets.confidence[kept].max(initial=0.0)))
+        else:
+            self._top_fire_kept.append(self._top_fire[-1])
         self._add_confusion(gt, dets[above])
 
     def _add_confusion(self, gt: GroundTruth, dets: Detections) -> None:
@@ -382,7 +430,28 @@ class EvalAccumulator:
             map50=round(map50, 4), map50_95=round(map50_95, 4), classes=per_class, image_fire=image_fire,
             fp_rate_fire_free=fpr(~has_fire), fp_rate_no_labels=fpr(no_labels),
             confusion_matrix=matrix.astype(int).tolist(), plots=plots,
+            image_sweep=self._sweep(has_fire),
         )
+
+    def _sweep(self, has_fire: np.ndarray) -> list[SweepRow]:
+        """Image-level fire P/R/F1 and fire-free FP rate at each of :data:`SWEEP_CONFS`."""
+        top = np.asarray(self._top_fire, np.float32)
+        kept = np.asarray(self._top_fire_kept, np.float32)
+
+        def at(scores: np.ndarray, conf: float) -> tuple[float, float, float, float | None]:
+            flagged = scores >= conf
+            found = int((flagged & has_fire).sum())
+            p, r = _ratio(found, int(flagged.sum())), _ratio(found, int(has_fire.sum()))
+            free = int((~has_fire).sum())
+            fp = round(int((flagged & ~has_fire).sum()) / free, 4) if free else None
+            return round(p, 4), round(r, 4), round(_f1(p, r), 4), fp
+
+        rows = []
+        for conf in SWEEP_CONFS:
+            plain = at(top, conf)
+            veto = at(kept, conf) if self._vetoing else (None, None, None, None)
+            rows.append(SweepRow(conf, *plain, *veto))
+        return rows
 
 
 def _find_class(names: dict[int, str], wanted: str) -> int:
@@ -405,6 +474,8 @@ def evaluate(
     out_dir: str | Path | None = None,
     json_path: str | Path | None = None,
     verbose: bool = True,
+    classifier: str | Path | None = None,
+    veto: float = 0.9,
 ) -> EvalReport:
     """Run ``model`` (ONNX) through the daemon's ``Detector`` on ``data`` and score it.
 
@@ -412,6 +483,9 @@ def evaluate(
     detection needs to count as a hit at that threshold, ``nms_iou`` the daemon's NMS IoU.
     ``out_dir`` receives PR_curve.png (plus F1/P/R curves) and confusion_matrix*.png;
     ``json_path`` the report as JSON. ``limit`` evaluates an evenly spaced subset.
+    With ``classifier`` (the fire classifier's ONNX), the image-level sweep gets a second set
+    of columns where a fire box is dropped when the classifier gives its crop p(no-fire) >=
+    ``veto`` — the per-image analogue of the pipeline's veto of a track.
     """
     from training import offline
 
@@ -425,6 +499,7 @@ def evaluate(
     if expected and expected != names:
         log.warning("model classes %s differ from the dataset's %s", names, expected)
     acc = EvalAccumulator(names, conf, iou)
+    veto_boxes = _box_veto(classifier, veto, acc.fire_class) if classifier is not None else None
     spent = 0.0
     for sample in samples:
         image = cv2.imread(str(sample.image))
@@ -433,10 +508,12 @@ def evaluate(
         t = time.perf_counter()
         dets = detector(image)
         spent += time.perf_counter() - t
-        acc.add(GroundTruth.read(sample.label, image.shape[:2]), dets)
+        vetoed = veto_boxes(image, dets) if veto_boxes is not None else None
+        acc.add(GroundTruth.read(sample.label, image.shape[:2]), dets, vetoed)
     out = Path(out_dir) if out_dir is not None else None
     report = acc.report(model=str(model), data=str(data), out_dir=out)
     report.ms_per_image = round(1000 * spent / len(samples), 2)
+    report.veto = veto if classifier is not None else None
     if json_path is not None:
         json_path = Path(json_path)
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -444,6 +521,25 @@ def evaluate(
     if verbose:
         print(report.table())
     return report
+
+
+def _box_veto(path: str | Path, veto: float, fire_class: int) -> Callable[[np.ndarray, Detections], np.ndarray]:
+    """A function marking the fire boxes (above the sweep's lowest threshold) that the
+    classifier vetoes, on the same context crop the pipeline gives it."""
+    from vision.classifier import FireClassifier
+    from vision.crops import context_crop
+
+    clf = FireClassifier(path)
+    floor = min(SWEEP_CONFS)
+
+    def vetoed(image: np.ndarray, dets: Detections) -> np.ndarray:
+        out = np.zeros(len(dets), bool)
+        for i in np.flatnonzero((dets.class_id == fire_class) & (dets.confidence >= floor)):
+            result = clf.classify(context_crop(image, dets.xyxy[i]))
+            out[i] = result.label == "no-fire" and result.confidence >= veto
+        return out
+
+    return vetoed
 
 
 def main(argv: Sequence[str] | None = None) -> EvalReport:
@@ -458,10 +554,13 @@ def main(argv: Sequence[str] | None = None) -> EvalReport:
     ap.add_argument("--threads", type=int)
     ap.add_argument("--out", type=Path, help="folder for the PNG plots")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--classifier", type=Path, help="fire classifier ONNX: adds the vetoed sweep columns")
+    ap.add_argument("--veto", type=float, default=0.9)
     args = ap.parse_args(argv)
     return evaluate(
         args.data, args.model, conf=args.conf, iou=args.iou, nms_iou=args.nms_iou, split=args.split,
         limit=args.limit, threads=args.threads, out_dir=args.out, json_path=args.json,
+        classifier=args.classifier, veto=args.veto,
     )
 
 
