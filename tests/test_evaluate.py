@@ -152,6 +152,14 @@ def test_misses_and_false_alarms_are_counted(tiny_yolo):
     assert report.classes["fire"].detections == found + 2  # the 0.2 one is below the threshold
     assert report.classes["fire"].ap50 < 1.0
     assert report.classes["smoke"].recall < 1.0 and report.classes["smoke"].ap50 < 1.0  # smoke-only images
+    # by size: every fire label in one bucket; the missed image's labels are the only misses
+    buckets = report.fire_recall_by_size
+    assert sum(b.labels for b in buckets) == fire_labels and sum(b.found for b in buckets) == found
+    h, w = fire[0].shape
+    for xyxy in fire[0].xyxy[fire[0].class_id == 0]:
+        share = (xyxy[2] - xyxy[0]) * (xyxy[3] - xyxy[1]) / (h * w)
+        bucket = next(b for b in buckets if b.lo <= share < b.hi)
+        assert bucket.found < bucket.labels
 
 
 def test_threshold_sweep_with_and_without_the_veto(tiny_yolo):
@@ -226,3 +234,20 @@ def test_classifier_veto_only_ever_removes_fire_flags(tiny_yolo, detector_model)
     plain = evaluate(tiny_yolo, detector_model, conf=0.25, threads=1, verbose=False)
     assert plain.veto is None and all(r.f1_veto is None for r in plain.image_sweep)
     assert [r.f1 for r in plain.image_sweep] == [r.f1 for r in report.image_sweep]
+
+
+def test_false_alarm_sheet_lists_what_evaluate_counts(tiny_yolo, detector_model, tmp_path):
+    from training.false_alarm_sheet import TILE, main
+
+    conf = 0.05  # low, so that the 4 fire-free images raise some alarms to draw
+    report = evaluate(tiny_yolo, detector_model, conf=conf, threads=1, verbose=False)
+    out = tmp_path / "sheet.png"
+    alarms = main(["--data", str(tiny_yolo), "--model", str(detector_model), "--conf", str(conf), "--out", str(out)])
+    assert len(alarms) == report.fp_rate_fire_free.flagged
+    for alarm in alarms:
+        label = tiny_yolo / "labels" / f"{alarm.image.stem}.txt"
+        assert not label.is_file() or not any(line.split()[0] == "0" for line in label.read_text().splitlines())
+        assert alarm.scores and min(alarm.scores) >= conf and list(alarm.scores) == sorted(alarm.scores, reverse=True)
+    if alarms:
+        sheet = cv2.imread(str(out))
+        assert sheet.shape[1] == 6 * TILE[0] and sheet.shape[0] == -(-len(alarms) // 6) * TILE[1]

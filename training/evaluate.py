@@ -42,6 +42,9 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 MAP_CONF = 0.001
 # Thresholds of the image-level sweep: one evaluation pass gives the whole trade-off.
 SWEEP_CONFS = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50)
+# Fire label sizes (share of the frame's area) for recall by size; 2 % is where the
+# pipeline and the classifier's data call a fire "starting".
+SIZE_EDGES = (0.005, 0.02, 0.10)
 
 
 # -- data -------------------------------------------------------------------------------
@@ -61,6 +64,7 @@ class GroundTruth:
 
     xyxy: np.ndarray
     class_id: np.ndarray
+    shape: tuple[int, int] = (0, 0)  # (h, w) of the image, when known
 
     @classmethod
     def read(cls, label: Path, shape: tuple[int, int]) -> GroundTruth:
@@ -73,7 +77,7 @@ class GroundTruth:
         h, w = shape
         cx, cy, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
         xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-        return cls(xyxy.astype(np.float32), rows[:, 0].astype(np.int32))
+        return cls(xyxy.astype(np.float32), rows[:, 0].astype(np.int32), (int(h), int(w)))
 
     def __len__(self) -> int:
         return len(self.class_id)
@@ -218,6 +222,18 @@ class SweepRow:
 
 
 @dataclass(frozen=True)
+class SizeRecall:
+    """Recall of fire labels whose area is ``lo`` <= share of the frame < ``hi``, at the
+    operating threshold (a label counts as found when a fire box overlaps it at the match IoU)."""
+
+    lo: float
+    hi: float
+    labels: int
+    found: int
+    recall: float | None
+
+
+@dataclass(frozen=True)
 class FalsePositiveRate:
     """Share of ``images`` that got at least one fire detection (``flagged``)."""
 
@@ -245,6 +261,7 @@ class EvalReport:
     ms_per_image: float | None = None  # full Detector call; informative only (see bench/)
     plots: dict[str, str] = field(default_factory=dict)
     image_sweep: list[SweepRow] = field(default_factory=list)
+    fire_recall_by_size: list[SizeRecall] = field(default_factory=list)
     veto: float | None = None  # p(no-fire) at which the classifier vetoed a fire box, if used
 
     def to_dict(self) -> dict:
@@ -275,6 +292,9 @@ class EvalReport:
         for label, fpr in (("no fire label", self.fp_rate_fire_free), ("no labels", self.fp_rate_no_labels)):
             rate = "-" if fpr.rate is None else f"{fpr.rate:.3f}"
             lines.append(f"false-positive rate on images with {label}: {rate} ({fpr.flagged}/{fpr.images})")
+        if self.fire_recall_by_size:
+            lines.append("fire recall at the operating threshold by label size (share of the frame): " + ",  ".join(
+                f"{b.lo:.1%}-{b.hi:.1%} {_num(b.recall)} ({b.found}/{b.labels})" for b in self.fire_recall_by_size))
         if self.image_sweep:
             veto = self.veto is not None
             head = "image-level fire by threshold (fire-free FP = share of images without a fire label flagged)"
@@ -325,6 +345,8 @@ class EvalAccumulator:
         self._top_fire: list[float] = []
         self._top_fire_kept: list[float] = []
         self._vetoing = False
+        self._fire_sizes: list[np.ndarray] = []  # per fire label: share of the frame
+        self._fire_found: list[np.ndarray] = []  # per fire label: found at the operating threshold
         self._confusion = None
 
     def add(self, gt: GroundTruth, dets: Detections, vetoed: np.ndarray | None = None) -> None:
@@ -345,7 +367,32 @@ class EvalAccumulator:
             self._top_fire_kept.append(float(dets.confidence[kept].max(initial=0.0)))
         else:
             self._top_fire_kept.append(self._top_fire[-1])
+        self._add_sizes(gt, dets[above & fire])
         self._add_confusion(gt, dets[above])
+
+    def _add_sizes(self, gt: GroundTruth, fire_dets: Detections) -> None:
+        labels = gt.xyxy[gt.class_id == self.fire_class]
+        h, w = gt.shape
+        if not len(labels) or not h * w:
+            return
+        areas = (labels[:, 2] - labels[:, 0]) * (labels[:, 3] - labels[:, 1]) / float(h * w)
+        found = np.zeros(len(labels), bool)
+        if len(fire_dets):
+            found = (box_iou_matrix(labels, fire_dets.xyxy) >= self.iou).any(axis=1)
+        self._fire_sizes.append(areas)
+        self._fire_found.append(found)
+
+    def _recall_by_size(self) -> list[SizeRecall]:
+        if not self._fire_sizes:
+            return []
+        sizes, found = np.concatenate(self._fire_sizes), np.concatenate(self._fire_found)
+        edges = (0.0, *SIZE_EDGES, 1.0 + 1e-9)
+        out = []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            inside = (sizes >= lo) & (sizes < hi)
+            n, k = int(inside.sum()), int((inside & found).sum())
+            out.append(SizeRecall(lo, min(hi, 1.0), n, k, round(k / n, 4) if n else None))
+        return out
 
     def _add_confusion(self, gt: GroundTruth, dets: Detections) -> None:
         import torch
@@ -430,7 +477,7 @@ class EvalAccumulator:
             map50=round(map50, 4), map50_95=round(map50_95, 4), classes=per_class, image_fire=image_fire,
             fp_rate_fire_free=fpr(~has_fire), fp_rate_no_labels=fpr(no_labels),
             confusion_matrix=matrix.astype(int).tolist(), plots=plots,
-            image_sweep=self._sweep(has_fire),
+            image_sweep=self._sweep(has_fire), fire_recall_by_size=self._recall_by_size(),
         )
 
     def _sweep(self, has_fire: np.ndarray) -> list[SweepRow]:
