@@ -29,7 +29,10 @@ async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
     if svc.pipeline is None:
         return
     state = context.bot_data.setdefault("heartbeat", {"frames": -1, "since": time.monotonic(), "warned": False})
-    frames = svc.pipeline.status().frames
+    status = svc.pipeline.status()
+    frames = status.frames
+    if not status.running and status.error is None and frames > 0:
+        return  # a video file or image folder that played to its end is done, not stalled
     if frames != state["frames"]:
         if state["warned"]:
             log.warning("pipeline producing frames again")
@@ -40,8 +43,9 @@ async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
         state["warned"] = True
         log.error("pipeline stalled: no frame for %.0f s", stalled)
         admins = await asyncio.to_thread(svc.access.admin_chat_ids)
+        reason = f" It stopped: {status.error}" if status.error else ""
         await asyncio.to_thread(svc.store.queue_text, admins,
-                                f"⚠️ The camera pipeline has produced no frame for {stalled:.0f} s.")
+                                f"⚠️ The camera pipeline has produced no frame for {stalled:.0f} s.{reason}")
         _wake(svc)
 
 

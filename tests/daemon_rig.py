@@ -65,7 +65,7 @@ class Rig:
             "data_dir": root / "data", "admin_ids": ADMIN_ID, "alert_chat_ids": group.id,
             "camera_source": camera, "source_fps": 10, "camera_name": "yard",
             "detect_confidence": DETECT_CONFIDENCE, "inference_threads": 1,
-            # Folders end: keep the heartbeat's stall warning out of the chats.
+            # A loaded CI machine can pause the feed: keep stall warnings out of the chats.
             "stall_after_s": 3600, "classifier_model": "off",
         }
         env = clean_env(**{**values, **settings})
