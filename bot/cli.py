@@ -222,18 +222,27 @@ def train() -> None:
 @click.option("--schedule", type=int, default=None,
               help="With --resume: end the run after this many epochs in all "
                    "(moves the learning-rate decay and the mosaic-free tail).")
+@click.option("--imgsz", type=int, default=320, show_default=True,
+              help="Input size; a run at another size is kept apart as fire-detector-SCALE-IMGSZ.")
+@click.option("--finetune-from", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Start a new run from these weights (e.g. the committed 320 px checkpoint) "
+                   "instead of from scratch.")
+@click.option("--lr0", type=float, default=0.002, show_default=True,
+              help="With --finetune-from: the restart's learning rate.")
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="After training, export best.pt to this ONNX file.")
 @_friendly_errors
 def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
-                       until: int | None, schedule: int | None, export_to: Path | None) -> None:
+                       until: int | None, schedule: int | None, imgsz: int,
+                       finetune_from: Path | None, lr0: float, export_to: Path | None) -> None:
     """Train the fire/smoke YOLO detector from scratch (resumable)."""
     from bot.commands import data_root
     from training.detector import CHECKPOINTS, export_detector, train_detector
 
     setup_logging("INFO")
     run = train_detector(data or data_root() / "fire", scale=scale, epochs=epochs, resume=resume,
-                         checkpoint_dir=CHECKPOINTS, until=until, schedule=schedule)
+                         checkpoint_dir=CHECKPOINTS, until=until, schedule=schedule,
+                         imgsz=imgsz, finetune_from=finetune_from, lr0=lr0)
     if export_to:
         click.echo(f"exported {export_detector(run.best, export_to)}")
 

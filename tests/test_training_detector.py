@@ -55,7 +55,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.mark.slow
-def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: list[str]) -> None:
+def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: list[str]) -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -94,6 +94,23 @@ def test_train_one_epoch_resume_and_export_offline(tmp_path: Path, no_network: l
     assert detector.names == {0: "fire", 1: "smoke"} and detector.imgsz == (320, 320)
     image = cv2.imread(str(next((data / "images" / "val").iterdir())))
     assert len(detector(image)) >= 0  # runs; an epoch-2 model need not find anything
+
+    # Fine-tuning at a larger input starts a separate run from the given weights, not from scratch.
+    from ultralytics import YOLO
+
+    source = YOLO(str(run.last)).model.state_dict()
+    started_from: dict[str, bool] = {}
+
+    def compare(trainer) -> None:  # type: ignore[no-untyped-def]
+        loaded = trainer.model.state_dict()
+        started_from["same"] = all(torch.equal(loaded[k].float(), source[k].float()) for k in source)
+
+    tuned = train_detector(data, epochs=1, batch=4, workers=0, runs_dir=runs, imgsz=352,
+                           finetune_from=run.last, callbacks={"on_train_start": compare})
+    assert started_from == {"same": True}
+    assert tuned.dir.name == "fire-detector-p-352" and tuned.last.is_file()
+    bigger = Detector(export_detector(tuned.best, tmp_path / "fire-detector-352.onnx"), threads=1)
+    assert bigger.imgsz == (352, 352)  # exported at the size it was trained at
     assert no_network == [], f"training reached for the network: {no_network}"
 
 

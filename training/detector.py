@@ -35,10 +35,13 @@ class DetectorRun:
 
     scale: str
     runs_dir: Path = RUNS
+    imgsz: int = 320
 
     @property
     def dir(self) -> Path:
-        return self.runs_dir / f"fire-detector-{self.scale}"
+        # Runs at the default input size keep the plain name their checkpoints were committed under.
+        suffix = "" if self.imgsz == 320 else f"-{self.imgsz}"
+        return self.runs_dir / f"fire-detector-{self.scale}{suffix}"
 
     @property
     def last(self) -> Path:
@@ -100,6 +103,8 @@ def train_detector(
     checkpoint_dir: Path | None = None,
     until: int | None = None,
     schedule: int | None = None,
+    finetune_from: Path | None = None,
+    lr0: float = 0.002,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -110,11 +115,14 @@ def train_detector(
     pauses after that epoch is saved and stays resumable (ultralytics' own stop would
     strip the optimizer from last.pt and end the schedule). With ``schedule`` (resume
     only), the run's schedule is shortened or lengthened to that many epochs in all.
+    With ``finetune_from``, a new run (named after ``imgsz`` when it is not 320) starts
+    from those weights instead of from scratch: a short warm restart at ``lr0``, e.g. to
+    carry a 320 px model to a larger input where small fires cover more pixels.
     """
     offline.prepare()
     from ultralytics import YOLO
 
-    run = DetectorRun(scale, Path(runs_dir))
+    run = DetectorRun(scale, Path(runs_dir), imgsz)
     hooks = list((callbacks or {}).items())
     if checkpoint_dir is not None:
         hooks.insert(0, ("on_model_save", lambda trainer: save_checkpoint(run, checkpoint_dir)))
@@ -133,8 +141,8 @@ def train_detector(
             model = _with_callbacks(YOLO(str(run.last)), hooks)
             model.train(resume=True, data=data, workers=workers, device=device)
             return run
-        _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, imgsz=imgsz, batch=batch,
-                   workers=workers, device=device, fraction=fraction, seed=seed)
+        _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, batch=batch, workers=workers,
+                   device=device, fraction=fraction, seed=seed, finetune_from=finetune_from, lr0=lr0)
     except Paused as paused:
         log.info("paused after epoch %d; continue with --resume", paused.epoch)
     return run
@@ -177,15 +185,27 @@ def _pause_after(until: int) -> Callable[[object], None]:
     return check
 
 
-def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int, imgsz: int,  # type: ignore[no-untyped-def]
-               batch: int, workers: int, device: str, fraction: float, seed: int) -> None:
+def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type: ignore[no-untyped-def]
+               batch: int, workers: int, device: str, fraction: float, seed: int,
+               finetune_from: Path | None, lr0: float) -> None:
     if run.dir.exists():
         # ultralytics would silently start "fire-detector-p2"; a stale run is moved aside
         # instead so that the run name, and resume, stay predictable.
         backup = run.dir.with_name(run.dir.name + ".old")
         shutil.rmtree(backup, ignore_errors=True)
         run.dir.rename(backup)
-    model = _with_callbacks(YOLO(str(model_yaml(run.scale, run.runs_dir / "configs"))), hooks)
+    if finetune_from is None:
+        source, schedule = str(model_yaml(run.scale, run.runs_dir / "configs")), {}
+    else:
+        # Left to itself ultralytics picks its own optimiser and rate for a short run and
+        # ignores lr0. Plain SGD at a small lr0 is a gentle restart: it adapts the weights
+        # to the new input size without undoing what the long run learnt.
+        source = str(finetune_from)
+        # Warm-up normally starts biases at lr 0.1, a jolt a trained head does not need.
+        # pretrained=True is what makes ultralytics keep the loaded weights at all.
+        schedule = dict(optimizer="SGD", lr0=lr0, warmup_epochs=1, warmup_bias_lr=lr0,
+                        close_mosaic=max(1, epochs // 3), pretrained=True)
+    model = _with_callbacks(YOLO(source), hooks)
     model.train(
         data=data,
         epochs=epochs,
@@ -193,7 +213,8 @@ def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int, imgsz: 
         name=run.dir.name,
         cache="ram" if fraction >= 0.5 else False,
         verbose=True,
-        **train_args(imgsz=imgsz, batch=batch, workers=workers, device=device, fraction=fraction, seed=seed),
+        **(train_args(imgsz=run.imgsz, batch=batch, workers=workers, device=device, fraction=fraction, seed=seed)
+           | schedule),
     )
 
 
@@ -244,13 +265,17 @@ def _with_callbacks(model, hooks):  # type: ignore[no-untyped-def]
     return model
 
 
-def export_detector(weights: Path, out: Path, imgsz: int = 320, half: bool = False) -> Path:
-    """Export a trained checkpoint to a self-contained ONNX file at ``out``."""
+def export_detector(weights: Path, out: Path, imgsz: int | None = None, half: bool = False) -> Path:
+    """Export a trained checkpoint to a self-contained ONNX file at ``out``.
+
+    The input size defaults to the one the checkpoint was trained at.
+    """
     offline.prepare()
     from ultralytics import YOLO
 
+    size = {} if imgsz is None else {"imgsz": imgsz}
     exported = YOLO(str(weights)).export(
-        format="onnx", imgsz=imgsz, dynamic=False, simplify=True, half=half, device="cpu"
+        format="onnx", dynamic=False, simplify=True, half=half, device="cpu", **size
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -293,6 +318,10 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--until", type=int, default=None)
     parser.add_argument("--schedule", type=int, default=None)
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--finetune-from", type=Path, default=None)
+    parser.add_argument("--lr0", type=float, default=0.002)
     args = parser.parse_args()
     train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume,
-                   checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule)
+                   checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule,
+                   imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0)
