@@ -47,6 +47,7 @@ class Row:
     fps_2t: float
     size_kb: float
     peak_rss_mb: float
+    input_px: int
 
 
 def _data_dir() -> Path:
@@ -145,15 +146,15 @@ def measure_subprocess(model: Path, image: Path, threads: int, runs: int) -> dic
 
 def table(rows: list[Row]) -> str:
     head = (
-        "| model | mAP50 | mAP50-95 | image fire F1 | FP rate fire-free | ms 1 thr | ms 2 thr "
-        "| × FP32 (1/2 thr) | FPS 1/2 thr | size KB | peak RSS MB |\n" + "|---" * 11 + "|"
+        "| model | input px | mAP50 | mAP50-95 | image fire F1 | FP rate fire-free | ms 1 thr | ms 2 thr "
+        "| × FP32 (1/2 thr) | FPS 1/2 thr | size KB | peak RSS MB |\n" + "|---" * 12 + "|"
     )
 
     def rate(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"
 
     return "\n".join([head] + [
-        f"| {r.name} | {r.map50:.3f} | {r.map50_95:.3f} | {r.image_fire_f1:.3f} | {rate(r.fp_rate_fire_free)} "
+        f"| {r.name} | {r.input_px} | {r.map50:.3f} | {r.map50_95:.3f} | {r.image_fire_f1:.3f} | {rate(r.fp_rate_fire_free)} "
         f"| {r.latency_ms_1t:.1f} | {r.latency_ms_2t:.1f} | {r.ratio_1t:.2f} / {r.ratio_2t:.2f} "
         f"| {r.fps_1t:.0f} / {r.fps_2t:.0f} | {r.size_kb:.0f} | {r.peak_rss_mb:.0f} |"
         for r in rows
@@ -191,6 +192,8 @@ def main(
     """
     from training.evaluate import evaluate
 
+    from vision.detector import input_size as detector_input_size
+
     data_dir = Path(data_dir) if data_dir is not None else _data_dir()
     models = [Path(m) for m in models]
     image = latency_image(data_dir)
@@ -209,6 +212,7 @@ def main(
             fps_1t=round(1000.0 / lat[1]["latency_ms"], 1), fps_2t=round(1000.0 / lat[2]["latency_ms"], 1),
             size_kb=round(path.stat().st_size / 1024, 1),
             peak_rss_mb=round(max(v["peak_rss_mb"] for v in lat.values()), 1),
+            input_px=detector_input_size(path)[0],
         ))
     print(f"machine: {info['cpu']} ({info['cpu_flags']}), {info['usable_cores']}/{info['cores']} cores, "
           f"onnxruntime {info['onnxruntime']}, load avg {info['load_avg_1m']}")
@@ -220,7 +224,7 @@ def main(
         best = max(r.fps_1t, r.fps_2t)
         verdict = "meets" if best >= TARGET_FPS else "misses"
         lines.append(
-            f"{r.name}: {r.fps_1t:.0f} FPS (1 thread) / {r.fps_2t:.0f} FPS (2 threads) at 320 px — "
+            f"{r.name}: {r.fps_1t:.0f} FPS (1 thread) / {r.fps_2t:.0f} FPS (2 threads) at {r.input_px} px — "
             f"{verdict} the {TARGET_FPS:.0f} FPS target on 2 cores"
         )
     if info["load_avg_1m"] and info["usable_cores"] and info["load_avg_1m"] > 0.5 * info["usable_cores"]:

@@ -60,7 +60,7 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
 
     torch.set_num_threads(1)
     from training.detector import export_detector, train_detector
-    from vision.detector import Detector
+    from vision.detector import Detector, input_size
 
     data = _tiny_dataset(tmp_path / "data")
     runs = tmp_path / "runs" / "detector"
@@ -86,8 +86,14 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
     with pytest.raises(ValueError, match="1 epochs done"):
         set_schedule(run.last, 1)
     # Planned for 3 epochs, rescheduled to end after 2: the run finishes there.
-    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=2)
+    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=2,
+                   checkpoint_dir=saved)
     assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 3  # epoch 2 added, no 3rd
+    # The ended run's own last.pt has no optimizer left; lengthening it again resumes from
+    # the committed copy, which still has one.
+    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=3,
+                   checkpoint_dir=saved)
+    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 4
 
     onnx = export_detector(run.best, tmp_path / "fire-detector.onnx")
     detector = Detector(onnx, threads=1)
@@ -109,8 +115,10 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
                            finetune_from=run.last, callbacks={"on_train_start": compare})
     assert started_from == {"same": True}
     assert tuned.dir.name == "fire-detector-p-352" and tuned.last.is_file()
-    bigger = Detector(export_detector(tuned.best, tmp_path / "fire-detector-352.onnx"), threads=1)
+    bigger_onnx = export_detector(tuned.best, tmp_path / "fire-detector-352.onnx")
+    bigger = Detector(bigger_onnx, threads=1)
     assert bigger.imgsz == (352, 352)  # exported at the size it was trained at
+    assert input_size(bigger_onnx) == (352, 352)  # what `bench models` reports for it
     assert no_network == [], f"training reached for the network: {no_network}"
 
 

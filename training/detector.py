@@ -131,8 +131,8 @@ def train_detector(
     data = str(data_yaml(data_dir, run.runs_dir))
     try:
         if resume:
-            if not run.last.exists():
-                restore_checkpoint(run)
+            if not run.last.exists() or _stripped(run.last):
+                restore_checkpoint(run, checkpoint_dir or CHECKPOINTS)
             if not run.last.exists():
                 raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
             if schedule is not None:
@@ -166,6 +166,14 @@ def set_schedule(last: Path, epochs: int) -> None:
         log.info("schedule of %s: %d -> %d epochs", last, ckpt["train_args"]["epochs"], epochs)
         ckpt["train_args"]["epochs"] = epochs
         torch.save(ckpt, last)
+
+
+def _stripped(last: Path) -> bool:
+    """True for the last.pt of a run that ended: ultralytics strips its optimizer, so
+    extending that run with ``--schedule`` has to start from the committed copy."""
+    import torch
+
+    return torch.load(last, map_location="cpu", weights_only=False).get("optimizer") is None
 
 
 class Paused(Exception):

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from training.onnx_tools import copy_metadata, to_fp16
+from vision.detector import input_size
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,6 @@ def _data_dir() -> Path:
     return Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data"))
 
 
-
-
-def input_size(model: Path) -> tuple[int, int]:
-    """The model's (h, w) input, as the daemon reads it."""
-    import onnxruntime as ort
-
-    from vision.detector import read_metadata
-
-    s = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    return read_metadata(s.get_modelmeta().custom_metadata_map, s.get_inputs()[0].shape)[1]
 
 
 def letterboxed(images: Sequence[Path], size: tuple[int, int]) -> np.ndarray:

@@ -223,6 +223,14 @@ def read_metadata(meta: dict[str, str], input_shape: Sequence) -> tuple[dict[int
     return {int(k): str(v) for k, v in names.items()}, (int(imgsz[0]), int(imgsz[1]))
 
 
+def input_size(model: str | Path) -> tuple[int, int]:
+    """A model file's (h, w) input, as ``Detector`` reads it, without building a detector."""
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return read_metadata(s.get_modelmeta().custom_metadata_map, s.get_inputs()[0].shape)[1]
+
+
 class Detector:
     """An ONNX YOLO detector. Call it with a BGR image; get ``Detections`` in image pixels."""
 
