@@ -191,8 +191,7 @@ def main(
     latency: best of ``rounds`` interleaved medians of ``runs`` calls each.
     """
     from training.evaluate import evaluate
-
-    from vision.detector import input_size as detector_input_size
+    from vision.detector import input_size
 
     data_dir = Path(data_dir) if data_dir is not None else _data_dir()
     models = [Path(m) for m in models]
@@ -212,7 +211,7 @@ def main(
             fps_1t=round(1000.0 / lat[1]["latency_ms"], 1), fps_2t=round(1000.0 / lat[2]["latency_ms"], 1),
             size_kb=round(path.stat().st_size / 1024, 1),
             peak_rss_mb=round(max(v["peak_rss_mb"] for v in lat.values()), 1),
-            input_px=detector_input_size(path)[0],
+            input_px=input_size(path)[0],
         ))
     print(f"machine: {info['cpu']} ({info['cpu_flags']}), {info['usable_cores']}/{info['cores']} cores, "
           f"onnxruntime {info['onnxruntime']}, load avg {info['load_avg_1m']}")
