@@ -253,14 +253,17 @@ def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/classifier"), show_default=True)
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None,
               help="Write the ONNX files here (default: the shipped models/ folder).")
+@click.option("--detector", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Add this detector's fire boxes on train images as crops (the veto's hard "
+                   "negatives; see models/fire-classifier.md). Off for the shipped model.")
 @_friendly_errors
-def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None) -> None:
+def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None, detector: Path | None) -> None:
     """Train the fire / start-fire / no-fire classifier (teacher, distilled student, pruned)."""
     from bot.commands import data_root
     from training.classifier import train_all
 
     setup_logging("INFO")
-    report = train_all(data or data_root(), out, models_dir=models_dir)
+    report = train_all(data or data_root(), out, models_dir=models_dir, detector=detector)
     click.echo(report)
 
 
@@ -280,8 +283,6 @@ def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Pa
     fire classifier's veto (when the configured classifier model exists)."""
     from training.evaluate import evaluate as run_evaluation
 
-    from vision.events import EventConfig
-
     settings = _settings()
     # The threshold sweep is also shown after the classifier's veto, as the daemon applies it.
     classifier = settings.classifier_model
@@ -289,7 +290,7 @@ def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Pa
                    nms_iou=settings.nms_iou, json_path=json_path,
                    out_dir=out_dir or (json_path.parent if json_path else None),
                    classifier=classifier if classifier is not None and classifier.is_file() else None,
-                   veto=EventConfig().veto_confidence)
+                   veto=settings.veto_no_fire)
 
 
 BENCHMARKS = {

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     confirm_hits: int = Field(3, ge=1)
     confirm_window: int = Field(5, ge=1)
     clear_after_s: float = Field(30.0, gt=0)
+    # The classifier vetoes a confirmed fire track whose crop has p(no-fire) >= this.
+    veto_no_fire: float = Field(0.9, gt=0, le=1)
 
     # Arm / disarm
     face_match_threshold: float = Field(0.5, gt=0, le=1.0)

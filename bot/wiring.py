@@ -19,6 +19,7 @@ def event_config(settings: Settings) -> EventConfig:
         confirm_hits=settings.confirm_hits,
         confirm_window=settings.confirm_window,
         clear_after_s=settings.clear_after_s,
+        veto_confidence=settings.veto_no_fire,
     )
 
 

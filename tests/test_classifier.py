@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -89,6 +90,20 @@ def test_accuracy_on_fixed_val_subset(clf: FireClassifier, val_subset) -> None: 
     no_fire = val_subset.labels == LABELS.index("no-fire")
     assert (pred[no_fire] == LABELS.index("no-fire")).mean() >= 0.8
     assert (pred[fire] != LABELS.index("no-fire")).mean() >= 0.8
+
+
+def test_breakdown_tables_add_up(val_subset) -> None:  # type: ignore[no-untyped-def]
+    from training.classifier_breakdown import breakdown, predict
+
+    probs = predict(MODELS / "fire-classifier.onnx", val_subset)
+    text = breakdown(val_subset, probs)
+    assert text.startswith(f"val crops: {len(val_subset)}, accuracy {(probs.argmax(1) == val_subset.labels).mean():.3f}")
+    kinds = re.findall(r"^\| (frame|box|background|smoke) \| (\d+) \|", text, re.M)
+    assert sum(int(n) for _, n in kinds) == len(val_subset)
+    # a stricter veto (a lower p(no-fire)) drops at least as many crops of every class
+    veto_rows = [[float(c.rstrip("%")) for c in row.split(" | ")]
+                 for row in re.findall(r"^\| 0\.\d+ \| (.+) \|$", text, re.M)]
+    assert len(veto_rows) == 4 and all(np.diff(np.array(veto_rows), axis=0).min(axis=1) >= 0)
 
 
 @pytest.fixture(scope="module")

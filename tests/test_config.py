@@ -47,6 +47,7 @@ def test_env_and_env_file(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         ("FIREWATCH_ADMIN_IDS", "12,abc"),
         ("FIREWATCH_LOG_LEVEL", "LOUD"),
         ("FIREWATCH_INFERENCE_THREADS", "0"),
+        ("FIREWATCH_VETO_NO_FIRE", "0"),
     ],
 )
 def test_invalid_value_names_the_key(monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
@@ -98,3 +99,13 @@ def test_env_example_documents_every_key_with_its_default() -> None:
 def test_classifier_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIREWATCH_CLASSIFIER_MODEL", "off")
     assert load_settings(env_file=None).classifier_model is None
+
+
+def test_veto_setting_reaches_the_event_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.wiring import event_config
+
+    monkeypatch.setenv("FIREWATCH_VETO_NO_FIRE", "0.3")
+    monkeypatch.setenv("FIREWATCH_CONFIRM_HITS", "4")
+    monkeypatch.setenv("FIREWATCH_CONFIRM_WINDOW", "6")
+    config = event_config(load_settings(env_file=None))
+    assert (config.veto_confidence, config.confirm_hits, config.confirm_window) == (0.3, 4, 6)

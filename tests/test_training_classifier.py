@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import DATA
+from tests.conftest import DATA, SHIPPED_DETECTOR
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch_pruning")
@@ -30,6 +30,27 @@ def test_derived_crops_follow_the_rule() -> None:
     assert (crops.area[start] < 0.02).all() and (crops.area[fire & (crops.kind == "box")] >= 0.02).all()
     cairneg = np.char.find(crops.source.astype(str), "cairneg__") >= 0
     assert (crops.labels[cairneg] == LABELS.index("no-fire")).all()
+
+
+def test_detector_proposals_are_labelled_against_the_fire_labels() -> None:
+    """The shipped detector's fire boxes on a train slice: hits on labelled fire are fire or
+    start-fire, boxes on fire-free images are no-fire, and the frame's other samples are the
+    same as without a detector."""
+    detector = SHIPPED_DETECTOR
+    plain = derive_split(DATA, "train", size=64, limit=120)
+    crops = derive_split(DATA, "train", size=64, limit=120, detector=detector)
+    proposal = crops.kind == "proposal"
+    assert len(crops) - len(plain) == proposal.sum() > 0
+    assert (crops.images[~proposal] == plain.images).all() and (crops.labels[~proposal] == plain.labels).all()
+    labels = {LABELS[k] for k in crops.labels[proposal]}
+    assert {"fire", "no-fire"} <= labels
+    fire_free = {str(s) for s in plain.source[plain.kind == "frame"][plain.labels[plain.kind == "frame"] == LABELS.index("no-fire")]}
+    on_fire_free = proposal & np.isin(crops.source.astype(str), list(fire_free))
+    assert on_fire_free.any() and (crops.labels[on_fire_free] == LABELS.index("no-fire")).all()
+    hits = proposal & (crops.labels != LABELS.index("no-fire"))
+    assert (crops.area[hits] > 0).all() and (crops.area[proposal & ~hits] == 0).all()
+    # val is never given proposals: its metrics stay comparable with earlier models
+    assert len(derive_split(DATA, "val", size=64, limit=20, detector=detector)) == len(derive_split(DATA, "val", size=64, limit=20))
 
 
 @pytest.mark.slow

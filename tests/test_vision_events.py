@@ -16,7 +16,7 @@ import csv
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -184,6 +184,10 @@ class Verdict:
     label: str
     confidence: float
 
+    @property
+    def no_fire(self) -> float:
+        return self.confidence if self.label == "no-fire" else (1 - self.confidence) / 2
+
 
 class FixedClassifier:
     """Stands in for vision.classifier.FireClassifier (another engineer's module)."""
@@ -205,6 +209,15 @@ def test_confident_no_fire_classifier_vetoes_confirmation():
     assert 1 <= len(classifier.crops) <= 3
     # a doubtful "no-fire" does not veto
     assert [e.kind for e in run_events(fire[:10], CONFIG, FixedClassifier("no-fire", 0.5))][0] == "started"
+
+
+def test_veto_below_one_half_requires_a_confident_fire():
+    """veto_confidence 0.1: a fire verdict at 0.85 (p(no-fire) 0.075) passes, one at 0.7
+    (p(no-fire) 0.15) is vetoed though its label is fire."""
+    fire = [p for p in video_frames("fire2") if _frame_no(p) <= 71][:10]
+    strict = replace(CONFIG, veto_confidence=0.1)
+    assert [e.kind for e in run_events(fire, strict, FixedClassifier("fire", 0.85))][0] == "started"
+    assert run_events(fire, strict, FixedClassifier("fire", 0.7)) == []
 
 
 def test_classifier_sets_severity():

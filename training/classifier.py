@@ -246,17 +246,21 @@ def train_all(
     limit: int | None = None,
     seed: int = 0,
     models_dir: str | Path | None = None,
+    detector: str | Path | None = None,
 ) -> TrainReport:
     """Derive data, train teacher / student / student+KD / pruned student, export, compress.
 
     ``limit`` takes that many images per split (smoke tests). ``models_dir``, when given,
     receives ``fire-classifier.onnx``: the better student (val macro F1, with or without KD).
+    ``detector`` (the detector's ONNX) adds its proposals to the train crops: the veto's hard
+    negatives (training.classifier_data).
     """
     torch.set_num_threads(1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "data"
-    train_set = load_or_derive(Path(data_dir), "train", cache, size, limit, seed)
+    train_set = load_or_derive(Path(data_dir), "train", cache, size, limit, seed,
+                               Path(detector) if detector is not None else None)
     val_set = load_or_derive(Path(data_dir), "val", cache, size, limit, seed)
     report = TrainReport()
 

@@ -13,6 +13,12 @@ Rule (also in models/fire-classifier.md):
   ``no-fire`` (negatives, smoke-only frames, ``cairneg__`` hard negatives). ``ig__`` images
   never label smoke, but all of them hold fire, so none is read as a smoke negative.
 - ``fire-photos/fire/`` (image level, no boxes): the frame is ``fire``, train split only.
+- Detector proposals (train split, when a detector is given): the detector's fire boxes at
+  >= 0.10 (5 best per image), cropped the pipeline's way. A box with IoU >= 0.3 to a fire label
+  gets the frame's fire label (``start-fire`` if its largest fire < 2 %, else ``fire``); a box
+  less than 5 % of which is covered by fire labels is ``no-fire``; anything between is skipped.
+  These are the crops the pipeline actually asks about, mistakes included: lamps, sunsets and
+  orange skies the detector takes for fire become the veto's hard negatives.
 
 The dataset's own group split is kept. Crops are cached as ``.npz`` under runs/classifier/.
 """
@@ -29,6 +35,7 @@ import cv2
 import numpy as np
 
 from vision.classifier import LABELS, START_FIRE_MAX_AREA, context_window
+from vision.detector import Detector, box_iou
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +43,17 @@ FIRE, START_FIRE, NO_FIRE = (LABELS.index(n) for n in ("fire", "start-fire", "no
 MAX_BOXES = 3
 MAX_SMOKE = 2
 BACKGROUND_CLEARANCE = 0.1
+PROPOSAL_CONF = 0.10
+PROPOSAL_MAX = 5
+PROPOSAL_HIT_IOU = 0.3
+PROPOSAL_MISS_COVER = 0.05
 
 
 @dataclass(frozen=True)
 class CropSet:
     """Derived samples: ``images`` (N, S, S, 3) uint8 BGR, ``labels`` (N,) int64 into LABELS,
     ``area`` (N,) float32 fire area fraction behind the label (0 for no-fire),
-    ``kind`` (N,) str (frame / box / background / smoke / photo), ``source`` (N,) str (image path under the data folder)."""
+    ``kind`` (N,) str (frame / box / background / smoke / photo / proposal), ``source`` (N,) str (image path under the data folder)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -149,10 +160,41 @@ def derive_image(
     return out
 
 
+def derive_proposals(
+    img: np.ndarray, boxes: list[_Box], detector: Detector, size: int
+) -> list[tuple[np.ndarray, int, float, str]]:
+    """The detector's fire boxes on one image, labelled against the fire labels (module doc)."""
+    h, w = img.shape[:2]
+    fire = [b for b in boxes if b.cls == 0]
+    gt = np.asarray([b.xyxy for b in fire], np.float32).reshape(-1, 4)
+    small = bool(fire) and max(b.area for b in fire) < START_FIRE_MAX_AREA
+    dets = detector(img)
+    out: list[tuple[np.ndarray, int, float, str]] = []
+    for i in np.flatnonzero(dets.class_id == 0)[:PROPOSAL_MAX]:  # sorted by score
+        box = dets.xyxy[i]
+        if len(gt):
+            iou = box_iou(box, gt)
+            inter = np.clip(np.minimum(box[2:], gt[:, 2:]) - np.maximum(box[:2], gt[:, :2]), 0, None)
+            cover = inter.prod(1) / max(float(np.prod(box[2:] - box[:2])), 1e-6)
+        else:
+            iou = cover = np.zeros(1, np.float32)
+        if iou.max() >= PROPOSAL_HIT_IOU:
+            label, area = (START_FIRE if small else FIRE), fire[int(iou.argmax())].area
+        elif cover.max() < PROPOSAL_MISS_COVER:
+            label, area = NO_FIRE, 0.0
+        else:
+            continue
+        win = context_window(tuple(box.tolist()), (h, w))
+        out.append((_resize(img[win[1]:win[3], win[0]:win[2]], size), label, area, "proposal"))
+    return out
+
+
 def derive_split(
-    data_dir: Path, split: str, size: int = 64, limit: int | None = None, seed: int = 0
+    data_dir: Path, split: str, size: int = 64, limit: int | None = None, seed: int = 0,
+    detector: Path | None = None,
 ) -> CropSet:
-    """Derive the samples of one split ("train" or "val"); ``limit`` takes every k-th image."""
+    """Derive the samples of one split ("train" or "val"); ``limit`` takes every k-th image.
+    ``detector`` (an ONNX file) adds its proposals as samples (train split only)."""
     data_dir = Path(data_dir)
     fire_dir = data_dir / "fire"
     with open(fire_dir / "manifest.csv", newline="") as f:
@@ -164,6 +206,9 @@ def derive_split(
     if limit is not None:
         photos = photos[: max(1, limit // 40)]
 
+    proposer = None
+    if detector is not None and split == "train":
+        proposer = Detector(detector, conf_threshold=PROPOSAL_CONF, iou_threshold=0.5)
     imgs: list[np.ndarray] = []
     labels: list[int] = []
     areas: list[float] = []
@@ -176,7 +221,10 @@ def derive_split(
             continue
         label_file = fire_dir / "labels" / Path(rel).with_suffix(".txt")
         boxes = _read_boxes(label_file, *img.shape[:2]) if label_file.exists() else []
-        for crop, lab, area, kind in derive_image(img, boxes, rel, size, seed):
+        samples = derive_image(img, boxes, rel, size, seed)
+        if proposer is not None:
+            samples += derive_proposals(img, boxes, proposer, size)
+        for crop, lab, area, kind in samples:
             imgs.append(crop); labels.append(lab); areas.append(area)
             kinds.append(kind); names.append(rel)
     for p in photos:
@@ -193,14 +241,17 @@ def derive_split(
 
 def load_or_derive(
     data_dir: Path, split: str, cache_dir: Path, size: int = 64, limit: int | None = None,
-    seed: int = 0,
+    seed: int = 0, detector: Path | None = None,
 ) -> CropSet:
-    """:func:`derive_split`, cached as ``{cache_dir}/{split}-{size}[-{limit}].npz``."""
+    """:func:`derive_split`, cached as ``{cache_dir}/{split}-{size}[-{limit}]-s{seed}[-p{hash}].npz``
+    (the hash is of the detector file, so a new detector derives new proposals)."""
     tag = f"{split}-{size}" + (f"-{limit}" if limit is not None else "") + f"-s{seed}"
+    if detector is not None and split == "train":
+        tag += "-p" + hashlib.sha1(Path(detector).read_bytes()).hexdigest()[:8]
     path = Path(cache_dir) / f"{tag}.npz"
     if path.exists():
         return CropSet.load(path)
-    crops = derive_split(data_dir, split, size, limit, seed)
+    crops = derive_split(data_dir, split, size, limit, seed, detector)
     crops.save(path)
     counts = np.bincount(crops.labels, minlength=len(LABELS))
     log.info("derived %s: %d samples %s", tag, len(crops), dict(zip(LABELS, counts.tolist())))

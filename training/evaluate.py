@@ -582,8 +582,7 @@ def _box_veto(path: str | Path, veto: float, fire_class: int) -> Callable[[np.nd
     def vetoed(image: np.ndarray, dets: Detections) -> np.ndarray:
         out = np.zeros(len(dets), bool)
         for i in np.flatnonzero((dets.class_id == fire_class) & (dets.confidence >= floor)):
-            result = clf.classify(context_crop(image, dets.xyxy[i]))
-            out[i] = result.label == "no-fire" and result.confidence >= veto
+            out[i] = clf.classify(context_crop(image, dets.xyxy[i])).no_fire >= veto
         return out
 
     return vetoed

@@ -29,11 +29,13 @@ START_FIRE_MAX_AREA = 0.02
 
 @dataclass(frozen=True)
 class ClassifierResult:
-    """One classification: ``probs`` (3,) float32 in the order of :data:`LABELS`."""
+    """One classification: ``probs`` (3,) float32 in the order of :data:`LABELS`;
+    ``no_fire`` is p(no-fire), what the pipeline's veto compares."""
 
     label: str
     confidence: float
     probs: np.ndarray
+    no_fire: float
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -81,7 +83,8 @@ class FireClassifier:
         logits, _ = self._run(crop_bgr)
         probs = softmax(logits)
         k = int(probs.argmax())
-        return ClassifierResult(self.labels[k], float(probs[k]), probs)
+        return ClassifierResult(self.labels[k], float(probs[k]), probs,
+                                float(probs[self.labels.index("no-fire")]))
 
     def cam(self, image_bgr: np.ndarray, label: str | None = None) -> np.ndarray:
         """Class-activation map, float32 (H, W) in 0..1 for the image's own size.

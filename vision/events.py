@@ -3,8 +3,9 @@
 Rules (all thresholds in ``EventConfig``):
 
 - *confirmed*: a track seen in ``confirm_hits`` of the last ``confirm_window`` frames starts
-  an alert (``started``), unless a configured classifier says "no-fire" with at least
-  ``veto_confidence`` for that track's crop (asked again after ``classify_every_s``).
+  an alert (``started``), unless a configured classifier gives that track's crop a p(no-fire)
+  of at least ``veto_confidence`` (asked again after ``classify_every_s``). Below 0.5 this
+  vetoes every box the classifier is not sure is fire: a second stage, not only a veto.
   A newly confirmed track that overlaps an open alert of the same class (IoU >=
   ``merge_iou``) joins that alert instead of starting a second one: a tracker id switch
   must not page the operator twice.
@@ -38,6 +39,7 @@ _RANK: dict[Severity | None, int] = {None: 0, "start-fire": 1, "fire": 2}
 class ClassifierResultLike(Protocol):
     label: str  # "fire" | "start-fire" | "no-fire"
     confidence: float
+    no_fire: float  # p(no-fire)
 
 
 class CropClassifier(Protocol):
@@ -84,6 +86,7 @@ class _Track:
     classified_t: float | None = None
     classified_label: str | None = None
     classified_confidence: float = 0.0
+    classified_no_fire: float = 0.0
     alert: _Alert | None = None
 
 
@@ -204,12 +207,13 @@ class FireEvents:
         track.classified_t = frame.t
         track.classified_label = result.label
         track.classified_confidence = float(result.confidence)
+        track.classified_no_fire = float(result.no_fire)
 
     def _vetoed(self, track: _Track, frame: Frame, box: np.ndarray) -> bool:
         if self.classifier is None or track.class_name not in self.config.classify_classes:
             return False
         self._classify(track, frame, box)
-        return track.classified_label == "no-fire" and track.classified_confidence >= self.config.veto_confidence
+        return track.classified_no_fire >= self.config.veto_confidence
 
     def _severity(self, track: _Track, fraction: float) -> Severity | None:
         cfg = self.config
