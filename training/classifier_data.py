@@ -17,8 +17,8 @@ Rule (also in models/fire-classifier.md):
   >= 0.10 (5 best per image), cropped the pipeline's way. A box with IoU >= 0.3 to a fire label
   gets the frame's fire label (``start-fire`` if its largest fire < 2 %, else ``fire``); a box
   less than 5 % of which is covered by fire labels is ``no-fire``; anything between is skipped.
-  These are the crops the pipeline actually asks about, mistakes included: lamps, sunsets and
-  orange skies the detector takes for fire become the veto's hard negatives.
+  These are the crops the pipeline actually asks about, the detector's mistakes included:
+  those become the veto's hard negatives.
 
 The dataset's own group split is kept. Crops are cached as ``.npz`` under runs/classifier/.
 """
@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from vision.classifier import LABELS, START_FIRE_MAX_AREA, context_window
+from vision.crops import context_crop
 from vision.detector import Detector, box_iou
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,6 @@ def derive_proposals(
     img: np.ndarray, boxes: list[_Box], detector: Detector, size: int
 ) -> list[tuple[np.ndarray, int, float, str]]:
     """The detector's fire boxes on one image, labelled against the fire labels (module doc)."""
-    h, w = img.shape[:2]
     fire = [b for b in boxes if b.cls == 0]
     gt = np.asarray([b.xyxy for b in fire], np.float32).reshape(-1, 4)
     small = bool(fire) and max(b.area for b in fire) < START_FIRE_MAX_AREA
@@ -184,8 +184,7 @@ def derive_proposals(
             label, area = NO_FIRE, 0.0
         else:
             continue
-        win = context_window(tuple(box.tolist()), (h, w))
-        out.append((_resize(img[win[1]:win[3], win[0]:win[2]], size), label, area, "proposal"))
+        out.append((_resize(context_crop(img, box), size), label, area, "proposal"))
     return out
 
 

@@ -58,6 +58,7 @@ class FireClassifier:
         log.info("fire classifier %s on %s", path, self.session.get_providers())
         meta = self.session.get_modelmeta().custom_metadata_map
         self.labels: tuple[str, ...] = tuple(json.loads(meta["class_names"]))
+        self._no_fire = self.labels.index("no-fire")
         self.size = int(meta["input_size"])
         self.mean = np.asarray(json.loads(meta["mean"]), np.float32).reshape(3, 1, 1)
         self.std = np.asarray(json.loads(meta["std"]), np.float32).reshape(3, 1, 1)
@@ -83,8 +84,7 @@ class FireClassifier:
         logits, _ = self._run(crop_bgr)
         probs = softmax(logits)
         k = int(probs.argmax())
-        return ClassifierResult(self.labels[k], float(probs[k]), probs,
-                                float(probs[self.labels.index("no-fire")]))
+        return ClassifierResult(self.labels[k], float(probs[k]), probs, float(probs[self._no_fire]))
 
     def cam(self, image_bgr: np.ndarray, label: str | None = None) -> np.ndarray:
         """Class-activation map, float32 (H, W) in 0..1 for the image's own size.

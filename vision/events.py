@@ -38,7 +38,6 @@ _RANK: dict[Severity | None, int] = {None: 0, "start-fire": 1, "fire": 2}
 
 class ClassifierResultLike(Protocol):
     label: str  # "fire" | "start-fire" | "no-fire"
-    confidence: float
     no_fire: float  # p(no-fire)
 
 
@@ -85,7 +84,6 @@ class _Track:
     last_frame: int = -1
     classified_t: float | None = None
     classified_label: str | None = None
-    classified_confidence: float = 0.0
     classified_no_fire: float = 0.0
     alert: _Alert | None = None
 
@@ -206,7 +204,6 @@ class FireEvents:
         result = self.classifier.classify(context_crop(frame.image, box))
         track.classified_t = frame.t
         track.classified_label = result.label
-        track.classified_confidence = float(result.confidence)
         track.classified_no_fire = float(result.no_fire)
 
     def _vetoed(self, track: _Track, frame: Frame, box: np.ndarray) -> bool:
