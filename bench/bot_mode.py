@@ -2,7 +2,7 @@
 Telegram.
 
 ``firewatch run`` runs in its own process, as in :mod:`bench.memory`, but with a bot token
-and ``FIREWATCH_API_BASE_URL`` pointing at the local fake Bot API server of tests/botapi
+and ``FIREWATCH_API_BASE_URL`` pointing at the local fake Bot API server of tests/support/botapi
 (its own process too, so it is not counted in the daemon's memory). One admin is configured:
 its private chat receives every alert, and a fresh database starts armed, so each ``started``
 alert is pushed as a ``sendPhoto`` over HTTP, like any other.
@@ -35,7 +35,6 @@ import json
 import math
 import re
 import statistics
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -55,38 +54,28 @@ from bench.memory import (
 )
 from bench.memory import table as memory_table
 from bench.pipeline import (
-    DEFAULT_MODEL,
     FIRE_SEQUENCE,
-    ROOT,
     data_dir,
     fire_free_images,
     natural_sorted,
 )
+from firewatch.paths import SHIPPED_DETECTOR
 
 if TYPE_CHECKING:
-    from tests.botapi.client import StandaloneServer
+    from tests.support.botapi import StandaloneServer
 
 # Shaped like a real token, so that the daemon's log redaction applies to it as well.
 TOKEN = "424242424:BENCH-fake-token-for-the-local-bot-api"
 OPERATOR_ID = 4242
 _ALERT_ID = re.compile(r"Alert #(\d+)")
-# "2026-11-28 04:12:53,201 INFO vision.pipeline: {json}" (bot.logging_setup's format)
+# "2026-11-28 04:12:53,201 INFO vision.pipeline: {json}" (firewatch.logging_setup's format)
 _EVENT_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ vision\.pipeline: (\{.*\})$")
 
 
 def _default_gap_s() -> float:
-    from bot.config import Settings
+    from firewatch.config import Settings
 
     return float(Settings.model_fields["clear_after_s"].default) + 2.0
-
-
-def _standalone_server() -> type[StandaloneServer]:
-    # tests/ is not an installed package (pyproject): the fake server is reached in the checkout.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests.botapi.client import StandaloneServer
-
-    return StandaloneServer
 
 
 # -- the camera ------------------------------------------------------------------------------
@@ -219,7 +208,7 @@ def _bot_env(server: StandaloneServer) -> dict[str, str]:
 
 
 def main(
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path = SHIPPED_DETECTOR,
     duration_s: float = 300.0,
     *,
     fps: float = 10.0,
@@ -235,7 +224,9 @@ def main(
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp_name:
         tmp = Path(tmp_name)
         camera = fire_camera(tmp / "camera", replay_frames(duration_s, fps), fps=fps, gap_s=gap_s, hold=hold)
-        with _standalone_server()(TOKEN) as server:
+        from tests.support.botapi import StandaloneServer  # needs aiohttp (the dev extra): only when run
+
+        with StandaloneServer(TOKEN) as server:
             server.control.add_user("Operator", user_id=OPERATOR_ID)
             env = daemon_env(tmp, model, camera, fps=fps, threads=threads, extra_env=_bot_env(server))
             run: DaemonRun = run_daemon(env, tmp, duration_s, poll_s=poll_s, stop_timeout_s=stop_timeout_s)
@@ -276,15 +267,16 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _cli() -> None:
-    parser = daemon_parser(__doc__)
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    """``python -m bench.bot_mode`` / ``firewatch bench bot``."""
+    parser = daemon_parser(__doc__, prog)
     parser.add_argument("--gap", type=float, default=None, help="seconds of fire-free images between fire clips "
                         "(default: the daemon's FIREWATCH_CLEAR_AFTER_S default + 2)")
     parser.add_argument("--hold", type=int, default=10, help="frames each fire-free image is held")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = main(args.model, args.duration, fps=args.fps, threads=args.threads, gap_s=args.gap, hold=args.hold)
     report(table(result), result["memory"], result, args.json)
 
 
 if __name__ == "__main__":
-    _cli()
+    cli()

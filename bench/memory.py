@@ -23,13 +23,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
-from bench.pipeline import DEFAULT_MODEL, data_dir, natural_sorted
+from bench.pipeline import data_dir, natural_sorted
+from firewatch.paths import SHIPPED_DETECTOR
 
 TARGET_MB = 400.0
 MIB = 1024.0 * 1024.0
@@ -61,7 +62,7 @@ def firewatch_command() -> list[str]:
     if script.is_file():
         return [str(script)]
     found = shutil.which("firewatch")
-    return [found] if found else [sys.executable, "-c", "from bot.cli import main; main()"]
+    return [found] if found else [sys.executable, "-c", "from firewatch.cli import main; main()"]
 
 
 def camera_folder(folder: Path, frames: int, images: list[Path] | None = None) -> Path:
@@ -205,7 +206,7 @@ def memory_bench(model: str | Path, duration_s: float, run: DaemonRun) -> Memory
 
 
 def main(
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path = SHIPPED_DETECTOR,
     duration_s: float = 300.0,
     *,
     fps: float = 10.0,
@@ -233,10 +234,10 @@ def table(result: dict) -> str:
     )
 
 
-def daemon_parser(doc: str | None) -> argparse.ArgumentParser:
+def daemon_parser(doc: str | None, prog: str | None = None) -> argparse.ArgumentParser:
     """The options every ``firewatch run`` bench takes."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of replay")
     parser.add_argument("--fps", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=2)
@@ -253,11 +254,12 @@ def report(text: str, memory: dict, result: dict, json_path: Path | None) -> Non
         json_path.write_text(json.dumps(result, indent=2))
 
 
-def _cli() -> None:
-    args = daemon_parser(__doc__).parse_args()
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    """``python -m bench.memory`` / ``firewatch bench memory``."""
+    args = daemon_parser(__doc__, prog).parse_args(argv)
     result = main(args.model, args.duration, fps=args.fps, threads=args.threads)
     report(table(result), result, result, args.json)
 
 
 if __name__ == "__main__":
-    _cli()
+    cli()

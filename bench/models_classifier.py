@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.models_detector import peak_rss_mb
+from firewatch.paths import MODELS_DIR, REPO_ROOT, data_root
 
-ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "fire-classifier.onnx"
 
 
@@ -41,10 +41,6 @@ class Row:
     size_kb: float
     peak_rss_mb: float
     model_rss_mb: float  # peak RSS minus the RSS after imports (python, numpy, cv2, onnxruntime)
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data"))
 
 
 def _rss_mb() -> float:
@@ -88,7 +84,7 @@ def _measure_subprocess(path: Path, threads: int, runs: int) -> dict[str, float]
     out = subprocess.run(
         [sys.executable, "-m", "bench.models_classifier", "--measure", str(path),
          "--threads", str(threads), "--runs", str(runs)],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=REPO_ROOT, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -121,7 +117,7 @@ def bench(models_dir: Path, extra_dir: Path | None = None, runs: int = 300,
     is shared, and interleaving keeps a burst of load from landing on one variant only."""
     from training.classifier_data import load_or_derive
 
-    val = load_or_derive(_data_dir(), "val", ROOT / "runs" / "classifier" / "data", 64)
+    val = load_or_derive(data_root(), "val", REPO_ROOT / "runs" / "classifier" / "data", 64)
     paths = variants(models_dir, extra_dir)
     lat: dict[tuple[Path, int], dict[str, float]] = {}
     for _ in range(rounds):
@@ -162,11 +158,12 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> list[dict] | dict:
-    """Print the Markdown table; return the rows as JSON-able dicts."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", type=Path, default=ROOT / "models")
-    ap.add_argument("--extra", type=Path, default=ROOT / "runs" / "classifier" / "full2")
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> list[dict] | dict:
+    """``python -m bench.models_classifier`` / ``firewatch bench classifier``: print the
+    Markdown table; return the rows as JSON-able dicts."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=Path, default=MODELS_DIR)
+    ap.add_argument("--extra", type=Path, default=REPO_ROOT / "runs" / "classifier" / "full2")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
@@ -182,4 +179,4 @@ def main(argv: list[str] | None = None) -> list[dict] | dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli()

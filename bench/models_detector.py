@@ -21,12 +21,14 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from firewatch.paths import MODELS_DIR, REPO_ROOT, data_root
+
 TARGET_FPS = 20.0
 # A val frame with fire, full 512 px: the daemon letterboxes camera frames the same way.
 LATENCY_IMAGE = "images/val"
@@ -48,10 +50,6 @@ class Row:
     size_kb: float
     peak_rss_mb: float
     input_px: int
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data")) / "fire"
 
 
 def machine() -> dict[str, str | int | None]:
@@ -139,7 +137,7 @@ def measure_subprocess(model: Path, image: Path, threads: int, runs: int) -> dic
     out = subprocess.run(
         [sys.executable, "-m", "bench.models_detector", "--measure", str(model), "--image", str(image),
          "--threads", str(threads), "--runs", str(runs)],
-        cwd=ROOT, check=True, capture_output=True, text=True,
+        cwd=REPO_ROOT, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -193,7 +191,7 @@ def main(
     from training.evaluate import evaluate
     from vision.detector import input_size
 
-    data_dir = Path(data_dir) if data_dir is not None else _data_dir()
+    data_dir = Path(data_dir) if data_dir is not None else data_root() / "fire"
     models = [Path(m) for m in models]
     image = latency_image(data_dir)
     info = machine()
@@ -234,8 +232,9 @@ def main(
             "runs": runs, "rounds": rounds, "rows": [asdict(r) for r in rows], "summary": lines}
 
 
-def _cli(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> dict:
+    """``python -m bench.models_detector`` / ``firewatch bench models``."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("models", type=Path, nargs="*", help="ONNX files, FP32 baseline first")
     ap.add_argument("--data", type=Path, default=None, help="YOLO dataset folder (default $FIREWATCH_DATA/fire)")
     ap.add_argument("--images", type=int, default=200, help="val images for accuracy (0: all)")
@@ -250,7 +249,7 @@ def _cli(argv: list[str] | None = None) -> dict:
         result = measure(args.measure, args.image, args.threads, args.runs)
         print(json.dumps(result))
         return result
-    models = args.models or [ROOT / "models" / f"fire-detector{s}.onnx" for s in ("", "-int8", "-fp16")]
+    models = args.models or [MODELS_DIR / f"fire-detector{s}.onnx" for s in ("", "-int8", "-fp16")]
     result = main([m for m in models if m.exists()], args.data, args.images or None, args.runs, args.rounds)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
@@ -258,4 +257,4 @@ def _cli(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    _cli()
+    cli()

@@ -31,14 +31,13 @@ import cv2
 import numpy as np
 
 from bench.pipeline import (
-    DEFAULT_MODEL,
     LabelledSequence,
-    _load_classifier,
     daemon_detection,
     data_dir,
     find_sequences,
     fire_free_images,
 )
+from firewatch.paths import SHIPPED_DETECTOR
 from vision.events import EventConfig, FireEvents
 from vision.types import Detections, Frame
 
@@ -137,11 +136,12 @@ def evaluate(setting: Setting, clips: list[Footage], held: Footage, names: dict[
 
 def sweep(model: Path, confs: Sequence[float], confirms: Sequence[tuple[int, int]], vetoes: Sequence[float],
           negatives: int = 200, hold: int = 10) -> list[Outcome]:
+    from firewatch.wiring import load_classifier
     from vision.detector import Detector
 
     settings = daemon_detection()
     names = Detector(model, threads=1).names
-    classifier = _load_classifier(settings.classifier_model)
+    classifier = load_classifier(settings.classifier_model)
     clips, held = load_footage(model, min(confs), negatives, hold)
     return [
         evaluate(Setting(conf, hits, window, veto), clips, held, names, classifier)
@@ -169,9 +169,10 @@ def _confirm(text: str) -> tuple[int, int]:
     return int(hits), int(window)
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> list[dict]:
+    """``python -m bench.operating_point`` / ``firewatch bench operating-point``."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
     parser.add_argument("--conf", type=float, nargs="+", default=[0.2, 0.25, 0.3, 0.35, 0.4])
     parser.add_argument("--confirm", type=_confirm, nargs="+", default=[(3, 5), (4, 6), (5, 8)],
                         help="K/N: seen in K of the last N frames")
@@ -189,4 +190,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    cli()

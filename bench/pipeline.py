@@ -19,7 +19,7 @@ time goes, how fast a fire is alerted, and how often a fire-free scene raises an
 - :func:`false_alerts_per_hour` — fire-free images held for a few frames each (a static
   camera) replayed the same way; ``started`` events per hour of video.
 
-Detection settings (confidence, NMS IoU, confirmation) are the daemon's (``bot.config``
+Detection settings (confidence, NMS IoU, confirmation) are the daemon's (``firewatch.config``
 defaults, overridable by ``FIREWATCH_*`` variables), and the severity classifier is used when
 its model is present, as ``firewatch run`` does.
 
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import statistics
 import tempfile
@@ -46,11 +45,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from firewatch.paths import SHIPPED_DETECTOR, data_root
 from vision.events import EventConfig
 from vision.types import Detections, Event, FireEvent, Frame
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "fire-detector.onnx"
 TARGET_RATIO = 0.95
 # vision.pipeline runs three threads; a stage's share is of the pipeline's wall time, so the
 # shares of one thread add up to how busy that thread was.
@@ -69,8 +67,8 @@ log = logging.getLogger(__name__)
 
 
 def data_dir() -> Path:
-    """The fire dataset (``$FIREWATCH_DATA/fire``, default ``../shared/data/fire``)."""
-    return Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data")) / "fire"
+    """The fire dataset: ``fire/`` of the shared data (``firewatch.paths.data_root``)."""
+    return data_root() / "fire"
 
 
 def natural_sorted(paths: Iterator[Path] | Sequence[Path]) -> list[Path]:
@@ -114,20 +112,12 @@ class DaemonDetection:
 
 
 def daemon_detection() -> DaemonDetection:
-    from bot.config import Settings
-    from bot.wiring import event_config
+    from firewatch.config import Settings
+    from firewatch.wiring import event_config
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg] - environment and defaults only
     classifier = settings.classifier_model if settings.classifier_model and settings.classifier_model.is_file() else None
     return DaemonDetection(settings.detect_confidence, settings.nms_iou, event_config(settings), classifier)
-
-
-def _load_classifier(path: Path | None):  # type: ignore[no-untyped-def]
-    if path is None:
-        return None
-    from vision.classifier import FireClassifier
-
-    return FireClassifier(path, threads=1)  # as bot.wiring.load_classifier does
 
 
 # -- stage timing --------------------------------------------------------------------------
@@ -271,6 +261,7 @@ def main(
 ) -> dict:
     """Pipeline FPS vs bare ``session.run`` on ``n_frames`` frames of ``frames_dir/pattern``
     (plus ``fire_free`` fire-free frames of that split); returns :class:`PipelineBench` as a dict."""
+    from firewatch.wiring import load_classifier
     from vision.detector import Detector
     from vision.pipeline import Pipeline
     from vision.tracker import Tracker
@@ -280,7 +271,7 @@ def main(
     extra = fire_free_images(frames_dir)[:fire_free] if fire_free else []
     images, decode_ms = load_frames(frames_dir, n_frames, pattern, extra)
     detector = Detector(model, conf_threshold=settings.conf_threshold, iou_threshold=settings.iou_threshold, threads=threads)
-    crop_classifier = _load_classifier(settings.classifier_model) if classifier else None
+    crop_classifier = load_classifier(settings.classifier_model) if classifier else None
 
     session = detector.session
     half = session.get_inputs()[0].type == "tensor(float16)"
@@ -442,6 +433,7 @@ def _link_folder(paths: Sequence[Path], folder: Path) -> Path:
 
 def _replay_events(model: Path, folder: Path, fps: float, threads: int) -> list[dict]:
     """Started/updated/cleared events of a replay with the daemon's detection settings."""
+    from firewatch.wiring import load_classifier
     from vision.detector import Detector
     from vision.replay import replay
 
@@ -450,7 +442,7 @@ def _replay_events(model: Path, folder: Path, fps: float, threads: int) -> list[
     events_path = folder.parent / f"{folder.name}.jsonl"
     replay(
         folder, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
-        event_config=settings.event_config, classifier=_load_classifier(settings.classifier_model),
+        event_config=settings.event_config, classifier=load_classifier(settings.classifier_model),
     )
     return [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
 
@@ -553,9 +545,10 @@ def alerts_table(timings: Sequence[AlertTiming], false_alerts: FalseAlerts | Non
     return "\n".join(lines)
 
 
-def _cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
+    """``python -m bench.pipeline`` / ``firewatch bench pipeline``: parse ``argv`` and run."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
     parser.add_argument("--frames-dir", type=Path, default=None, help="default: $FIREWATCH_DATA/fire/images/train")
     parser.add_argument("--pattern", default=FIRE_SEQUENCE)
     parser.add_argument("--fire-free", type=int, default=50, help="fire-free frames appended to the sequence")
@@ -567,7 +560,7 @@ def _cli() -> None:
     parser.add_argument("--negatives", type=int, default=200, help="fire-free val images for false alerts")
     parser.add_argument("--hold", type=int, default=10, help="frames each fire-free image is held")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     fire = data_dir()
@@ -593,4 +586,4 @@ def _cli() -> None:
 
 
 if __name__ == "__main__":
-    _cli()
+    cli()

@@ -14,14 +14,15 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from firewatch.paths import data_root
 from vision.faces import FaceEncoder, FaceStatus, best_match
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FACE_PHOTO = Path("faces/face_recognition/examples/knn_examples/train/obama/obama.jpg")
 SIZES = {"640x480": (640, 480), "12MP 4000x3000": (4000, 3000)}
 TEMPLATES = 20
@@ -59,14 +60,12 @@ def measure(encoder: FaceEncoder, data: bytes, templates: np.ndarray, runs: int)
     return {stage: statistics.median(values) for stage, values in samples.items()}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> dict:
+    """``python -m bench.selfie_latency`` / ``firewatch bench selfie``: print the table and
+    the report as JSON; return the report."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=Path(os.environ.get("FIREWATCH_DATA", REPO_ROOT.parent / "shared" / "data")),
-    )
+    parser.add_argument("--data", type=Path, default=data_root())
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -91,8 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
     for label, row in report["sizes"].items():
         cells = "".join(f"{row[k]:>9.3f}" for k in ("decode", "detect", "encode", "match", "total"))
         print(f"{label:<16}{cells}")
+    print(json.dumps(report, indent=2))
     return report
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(), indent=2))
+    cli()

@@ -1,3 +1,4 @@
-"""firewatch's application: configuration, command line, Telegram bot and the daemon wiring."""
+"""firewatch's Telegram side: handlers, rendering, the outbox sender, jobs and access guards.
 
-__version__ = "0.1.0"
+Imports vision/ and storage/, never the application (``firewatch``) that wires it.
+"""

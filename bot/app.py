@@ -20,7 +20,7 @@ from bot.arming import arming_handler
 from bot.buttons import button_handlers, unknown_button
 from bot.enrolment import enrolment_handler
 from bot.jobs import schedule_jobs
-from bot.logging_setup import redact
+from bot.redaction import redact
 from bot.outbox import OutboxSender
 from bot.queries import COMMANDS, query_handlers
 from bot.services import Services
@@ -86,7 +86,6 @@ async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def build_application(services: Services, bridge: EventBridge) -> Application:
     settings = services.settings
-    assert settings.token is not None
     app = (
         ApplicationBuilder()
         .token(settings.token)

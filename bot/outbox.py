@@ -24,7 +24,7 @@ from telegram import Bot, InputMediaPhoto, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.logging_setup import redact
+from bot.redaction import redact
 from bot.render import alert_caption, alert_keyboard
 from storage import Store
 from storage.models import Alert, Delivery, DeliveryKind

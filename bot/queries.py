@@ -13,7 +13,7 @@ from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.access import members_only
-from bot.cli import parse_period
+from bot.periods import parse_period
 from bot.outbox import display_name
 from bot.render import alert_caption, alert_keyboard, local_time
 from bot.services import services
@@ -57,7 +57,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lines.append(f"Last change by {who} at {local_time(state.changed_at)}")
     if svc.pipeline is not None:
         ps = svc.pipeline.status()
-        lines.append(f"📷 {escape(ps.camera)}: {escape(_health(ps))}, {ps.fps:.1f} FPS, "
+        lines.append(f"📷 {escape(ps.camera)}: {escape(ps.health)}, {ps.fps:.1f} FPS, "
                      f"{ps.frames} frames, {ps.open_alerts} fires in view")
     else:
         lines.append("📷 no camera pipeline running")
@@ -70,11 +70,6 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lines.append("Last alert: none")
     lines.append(f"Uptime: {timedelta(seconds=int(time.monotonic() - svc.started))}")
     await update.effective_message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
-
-
-def _health(ps) -> str:  # type: ignore[no-untyped-def]
-    health = ps.health
-    return getattr(health, "value", None) or getattr(health, "kind", None) or str(health)
 
 
 def parse_history_args(args: list[str]) -> tuple[int, timedelta | None, str | None]:

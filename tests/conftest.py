@@ -1,4 +1,4 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules (plain helpers live in ``tests.support``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.data import DATA
+
 # Ultralytics probes the network when imported unless told it is offline; any test
 # module may import it, so this must hold before the first import.
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-
-REPO = Path(__file__).resolve().parent.parent
-# Absolute, and exported so: tests run commands from temporary folders.
-DATA = Path(os.environ.get("FIREWATCH_DATA", REPO.parent / "shared" / "data")).resolve()
+# Exported absolute: tests run commands (and benchmarks) from temporary folders.
 os.environ["FIREWATCH_DATA"] = str(DATA)
-SHIPPED_DETECTOR = REPO / "models" / "fire-detector.onnx"
-SHIPPED_CLASSIFIER = REPO / "models" / "fire-classifier.onnx"
 
 
 @pytest.fixture(scope="session")

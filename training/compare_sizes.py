@@ -91,12 +91,13 @@ def _tensors(output: object) -> list:
 
 
 def compare(scales: list[str], runs: int = 50, rounds: int = 2) -> list[SizeRow]:
-    from bench.models_detector import _data_dir, latencies, latency_image
+    from bench.models_detector import latencies, latency_image
+    from firewatch.paths import data_root
 
     with tempfile.TemporaryDirectory(prefix="compare-sizes-") as tmp:
         work = Path(tmp)
         onnx = {s: export_untrained(work / f"fire-detector-{s}.onnx", scale=s) for s in scales}
-        timed = latencies(list(onnx.values()), latency_image(_data_dir()), runs, rounds)
+        timed = latencies(list(onnx.values()), latency_image(data_root() / "fire"), runs, rounds)
         train_cost = train_seconds_per_image(scales, work)
         rows = []
         for scale in scales:

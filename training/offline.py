@@ -12,7 +12,9 @@ import os
 import shutil
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from firewatch.paths import REPO_ROOT
+
+PROJECT_ROOT = REPO_ROOT
 
 _SETTINGS_OFF = (
     "sync",

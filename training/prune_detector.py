@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,12 +34,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from firewatch.paths import data_root
 from training import offline
 from training.detector import data_yaml, export_detector, train_args
 
 log = logging.getLogger(__name__)
-
-ROOT = offline.PROJECT_ROOT
 
 
 @dataclass(frozen=True)
@@ -282,7 +280,7 @@ def main(argv: list[str] | None = None) -> PruneResult:
     ap.add_argument("--weights", type=Path, required=True, help="ultralytics checkpoint (.pt) to prune")
     ap.add_argument("--out", type=Path, required=True, help="ONNX file to write")
     ap.add_argument("--data", type=Path,
-                    default=Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data")) / "fire")
+                    default=data_root() / "fire")
     ap.add_argument("--ratio", type=float, default=0.3, help="share of each layer's channels to remove (0: none, a control run)")
     ap.add_argument("--epochs", type=int, default=2, help="fine-tuning epochs (0: prune and export only)")
     ap.add_argument("--fraction", type=float, default=1.0, help="seeded random share of the train split to fine-tune on")

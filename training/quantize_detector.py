@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -25,21 +24,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from firewatch.paths import SHIPPED_DETECTOR, data_root
 from training.onnx_tools import copy_metadata, to_fp16
 from vision.detector import input_size
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent.parent
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 # The Detect head's last 1x1 convs (box distribution cv2.i.2, class logits cv3.i.2) and the DFL
 # conv write the raw output: one activation scale per tensor cannot hold box offsets and
 # class logits at once, so these few layers stay float.
 HEAD_OUTPUT_CONV = re.compile(r"/(cv2|cv3)\.\d+\.2/Conv$|/dfl/conv/Conv$")
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("FIREWATCH_DATA", ROOT.parent / "shared" / "data"))
 
 
 
@@ -221,9 +216,9 @@ def compress(src: Path, out_dir: Path, data_dir: Path, *, calibration_images: in
 def main(argv: Sequence[str] | None = None) -> dict:
     """Compress, then check each variant against FP32 (agreement, and mAP on val unless skipped)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--src", type=Path, default=ROOT / "models" / "fire-detector.onnx")
+    ap.add_argument("--src", type=Path, default=SHIPPED_DETECTOR)
     ap.add_argument("--out-dir", type=Path, required=True)
-    ap.add_argument("--data", type=Path, default=_data_dir() / "fire")
+    ap.add_argument("--data", type=Path, default=data_root() / "fire")
     ap.add_argument("--calibration-images", type=int, default=200)
     ap.add_argument("--check-images", type=int, default=50, help="val images for the agreement check")
     ap.add_argument("--eval-limit", type=int, default=0, help="val images for mAP (0: all, -1: skip)")

@@ -1,0 +1,319 @@
+"""The ``firewatch`` command line.
+
+Each command loads the settings itself, so that ``firewatch --help`` works on a
+machine with no configuration at all, and a bad setting is reported as one line.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.periods import parse_period
+from bot.redaction import redact
+from firewatch import __version__
+from firewatch.config import ConfigError, Settings, load_settings
+from firewatch.logging_setup import setup_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("firewatch")
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    setup_logging(settings.log_level, secrets=[settings.token])
+    return settings
+
+
+def _friendly_errors(func: F) -> F:
+    """Turn expected failures into one clear line and a non-zero exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from None
+        except (LookupError, ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(redact(str(exc))) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store(settings: Settings):  # type: ignore[no-untyped-def]
+    from storage import Store, upgrade
+
+    upgrade(settings.db_url)
+    return Store(settings.db_url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="firewatch")
+def main() -> None:
+    """firewatch: fire and smoke alerts from a camera, pushed to Telegram."""
+
+
+@main.command()
+@_friendly_errors
+def run() -> None:
+    """Run the daemon: camera -> detector -> alerts -> Telegram, until SIGTERM/Ctrl-C."""
+    from firewatch.daemon import run_daemon
+
+    sys.exit(run_daemon(_settings()))
+
+
+# -- database ----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@_friendly_errors
+def db_upgrade() -> None:
+    """Apply the database migrations up to the latest schema."""
+    from storage.db import current_revision, upgrade
+
+    settings = _settings()
+    upgrade(settings.db_url)
+    click.echo(f"database at revision {current_revision(settings.db_url)}")
+
+
+# -- operators ----------------------------------------------------------------------------
+
+
+@main.group()
+def operators() -> None:
+    """Manage the people allowed to use the bot."""
+
+
+@operators.command("add")
+@click.option("--user-id", type=int, required=True, help="Telegram user id.")
+@click.option("--name", required=True)
+@click.option("--admin", is_flag=True, help="Give the admin role.")
+@_friendly_errors
+def operators_add(user_id: int, name: str, admin: bool) -> None:
+    """Add (or reactivate) an operator; alerts go to their private chat."""
+    from storage.models import Role
+
+    store = _store(_settings())
+    op = store.add_operator(user_id, name, Role.ADMIN if admin else Role.OPERATOR)
+    store.add_chat(user_id, title=name)  # a private chat's id is the user's id
+    click.echo(f"operator {op.name} ({op.telegram_user_id}, {op.role.value}) added")
+
+
+@operators.command("list")
+@click.option("--all", "include_inactive", is_flag=True, help="Include removed operators.")
+@_friendly_errors
+def operators_list(include_inactive: bool) -> None:
+    """List operators and how many face templates each has."""
+    store = _store(_settings())
+    ops = store.list_operators(include_inactive=include_inactive)
+    if not ops:
+        click.echo("no operators")
+    for op in ops:
+        faces = len(store.face_templates(op.telegram_user_id))
+        click.echo(f"{op.telegram_user_id:>12}  {op.role.value:<8}  faces={faces}  {op.name}")
+
+
+@operators.command("remove")
+@click.option("--user-id", type=int, required=True)
+@_friendly_errors
+def operators_remove(user_id: int) -> None:
+    """Remove an operator and their face templates (the audit keeps their id)."""
+    store = _store(_settings())
+    if not store.remove_operator(user_id):
+        raise LookupError(f"no operator with user id {user_id}")
+    store.remove_chat(user_id)
+    click.echo(f"operator {user_id} removed")
+
+
+# -- history ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("-n", "--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--since", type=str, default=None, help="Only the last period, e.g. 24h or 7d.")
+@click.option("--class", "class_name", type=click.Choice(["fire", "smoke"]), default=None)
+@_friendly_errors
+def history(limit: int, since: str | None, class_name: str | None) -> None:
+    """Print recent alerts, newest first."""
+    store = _store(_settings())
+    cutoff = datetime.now(timezone.utc) - parse_period(since) if since else None
+    alerts, total = store.recent_alerts(limit=limit, since=cutoff, class_name=class_name)
+    if not alerts:
+        click.echo("no alerts")
+        return
+    for a in alerts:
+        seen = a.first_seen.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(
+            f"#{a.id:<5} {seen}  {a.camera:<12} {a.class_name:<5} {a.severity or '-':<10} "
+            f"conf={a.peak_confidence:.2f} area={a.peak_area:.1%} {a.status.value}"
+        )
+    click.echo(f"{len(alerts)} of {total}")
+
+
+# -- vision, models, training -----------------------------------------------------------
+
+
+@main.command()
+@click.argument("source")
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="Detector ONNX file.")
+@click.option("--out-video", type=click.Path(path_type=Path), default=None)
+@click.option("--events", type=click.Path(path_type=Path), default=None, help="JSON-lines output.")
+@click.option("--snapshots", type=click.Path(path_type=Path), default=None)
+@click.option("--fps", type=float, default=None, help="Frame rate for image folders.")
+@_friendly_errors
+def detect(source: str, model: Path | None, out_video: Path | None, events: Path | None,
+           snapshots: Path | None, fps: float | None) -> None:
+    """Run the detection pipeline on a video file, image folder or stream."""
+    from firewatch.commands import detect_command
+
+    detect_command(_settings(), source, model, out_video, events, snapshots, fps)
+
+
+@main.command()
+@click.option("--user-id", type=int, required=True, help="The operator's Telegram user id.")
+@click.option("--name", required=True)
+@click.argument("photos", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_friendly_errors
+def enroll(user_id: int, name: str, photos: tuple[Path, ...]) -> None:
+    """Enrol an operator's face from one or more photos (one face each)."""
+    from firewatch.commands import enroll_command
+
+    if enroll_command(_settings(), user_id, name, photos):
+        sys.exit(1)
+
+
+@main.group()
+def train() -> None:
+    """Train the models (needs the `train` extra)."""
+
+
+@train.command("detector")
+@click.option("--data", type=click.Path(path_type=Path, exists=True), default=None,
+              help="YOLO dataset folder (default: $FIREWATCH_DATA/fire).")
+@click.option("--scale", type=click.Choice(["p", "n"]), default="p", show_default=True)
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--resume", is_flag=True,
+              help="Continue the run from its last.pt (or the committed training/checkpoints/ copy).")
+@click.option("--until", type=int, default=None,
+              help="Pause (resumable) once this many epochs are done, e.g. at the end of a session.")
+@click.option("--schedule", type=int, default=None,
+              help="With --resume: end the run after this many epochs in all "
+                   "(moves the learning-rate decay and the mosaic-free tail).")
+@click.option("--imgsz", type=int, default=320, show_default=True,
+              help="Input size; a run at another size is kept apart as fire-detector-SCALE-IMGSZ.")
+@click.option("--finetune-from", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Start a new run from these weights (e.g. the committed 320 px checkpoint) "
+                   "instead of from scratch.")
+@click.option("--lr0", type=float, default=0.002, show_default=True,
+              help="With --finetune-from: the restart's learning rate.")
+@click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
+              help="After training, export best.pt to this ONNX file.")
+@_friendly_errors
+def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
+                       until: int | None, schedule: int | None, imgsz: int,
+                       finetune_from: Path | None, lr0: float, export_to: Path | None) -> None:
+    """Train the fire/smoke YOLO detector from scratch (resumable)."""
+    from firewatch.paths import data_root
+    from training.detector import CHECKPOINTS, export_detector, train_detector
+
+    setup_logging("INFO")
+    run = train_detector(data or data_root() / "fire", scale=scale, epochs=epochs, resume=resume,
+                         checkpoint_dir=CHECKPOINTS, until=until, schedule=schedule,
+                         imgsz=imgsz, finetune_from=finetune_from, lr0=lr0)
+    if export_to:
+        click.echo(f"exported {export_detector(run.best, export_to)}")
+
+
+@train.command("classifier")
+@click.option("--data", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Shared data folder (default: $FIREWATCH_DATA).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/classifier"), show_default=True)
+@click.option("--models-dir", type=click.Path(path_type=Path), default=None,
+              help="Write the ONNX files here (default: the shipped models/ folder).")
+@click.option("--detector", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
+              help="Add this detector's fire boxes on train images as crops (the veto's hard "
+                   "negatives; see models/fire-classifier.md). Off for the shipped model.")
+@_friendly_errors
+def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None, detector: Path | None) -> None:
+    """Train the fire / start-fire / no-fire classifier (teacher, distilled student, pruned)."""
+    from firewatch.paths import data_root
+    from training.classifier import train_all
+
+    setup_logging("INFO")
+    report = train_all(data or data_root(), out, models_dir=models_dir, detector=detector)
+    click.echo(report)
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path, exists=True), required=True,
+              help="A YOLO folder (images/, labels/) or a data.yaml; its val split is used.")
+@click.option("--model", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Detector ONNX file (default: the configured one).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for the PR curve and confusion matrix PNGs.")
+@_friendly_errors
+def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Path | None) -> None:
+    """Accuracy of the detector on a labelled folder: mAP, P/R/F1, image-level F1, false alarms.
+
+    Also sweeps the threshold for image-level F1 and false alarms, with and without the
+    fire classifier's veto (when the configured classifier model exists)."""
+    from training.evaluate import evaluate as run_evaluation
+
+    settings = _settings()
+    # The threshold sweep is also shown after the classifier's veto, as the daemon applies it.
+    classifier = settings.classifier_model
+    run_evaluation(data, model or settings.detector_model, conf=settings.detect_confidence,
+                   nms_iou=settings.nms_iou, json_path=json_path,
+                   out_dir=out_dir or (json_path.parent if json_path else None),
+                   classifier=classifier if classifier is not None and classifier.is_file() else None,
+                   veto=settings.veto_no_fire)
+
+
+BENCHMARKS = {
+    "models": "bench.models_detector",
+    "classifier": "bench.models_classifier",
+    "pipeline": "bench.pipeline",
+    "selfie": "bench.selfie_latency",
+    "memory": "bench.memory",
+    "bot": "bench.bot_mode",
+    "operating-point": "bench.operating_point",
+}
+
+
+# Everything after NAME, --help included, belongs to the benchmark's own argument parser.
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("name", type=click.Choice(sorted(BENCHMARKS)))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(name: str, args: tuple[str, ...]) -> None:
+    """Run a benchmark; arguments after NAME go to it (its options: firewatch bench NAME --help).
+
+    \b
+    models      detector variants: accuracy, latency at 1/2 threads, size, memory
+    classifier  classifier variants: the same table
+    pipeline    full pipeline vs bare model FPS, per-stage time, time to alert
+    selfie      selfie decision latency at 640x480 and 12 MP
+    memory      peak RSS of `firewatch run` over a replay
+    bot         the same in bot mode (fake Bot API), and alert -> sendPhoto latency
+    operating-point  threshold x confirmation x veto: fire clips alerted, delay, false alerts/h
+    """
+    module = importlib.import_module(BENCHMARKS[name])
+    module.cli(list(args), prog=f"firewatch bench {name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

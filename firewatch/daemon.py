@@ -1,0 +1,152 @@
+"""``firewatch run``: everything in one process, stopped cleanly by SIGTERM or Ctrl-C.
+
+With a bot token, python-telegram-bot's ``Application`` owns the main thread and the
+asyncio loop (and handles the signals); the vision pipeline runs in a worker thread.
+Without a token, the pipeline runs alone and alerts are only recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import datetime, timedelta, timezone
+
+from firewatch.config import Settings
+from storage import Store, upgrade
+
+log = logging.getLogger("firewatch.daemon")
+TELEGRAM_WAIT_WARN_S = 30
+
+
+def prepare_store(settings: Settings) -> Store:
+    upgrade(settings.db_url)
+    store = Store(settings.db_url)
+    stale = store.clear_stale_alerts(datetime.now(timezone.utc))
+    if stale:
+        log.info("%d alerts left open by the last run marked cleared", stale)
+    recovered = store.recover_interrupted()
+    if recovered:
+        log.warning("%d deliveries interrupted by the last shutdown will be retried", recovered)
+    for chat in [*settings.admin_ids, *settings.alert_chat_ids]:
+        store.add_chat(chat)
+    return store
+
+
+def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run until a stop signal; returns the process exit code."""
+    from bot.alerts import AlertRecorder
+    from firewatch.wiring import build_pipeline
+
+    stop = stop or threading.Event()
+    # Loading models takes seconds; a SIGTERM meanwhile must still end the process cleanly.
+    _stop_on_signals(stop)
+    store = prepare_store(settings)
+    recorder = AlertRecorder(store, can_push=settings.token is not None)
+    log.info("firewatch starting: camera %r, database %s", settings.camera_name,
+             _safe_url(settings.db_url))
+    try:
+        if settings.token is None:
+            log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
+            pipeline = build_pipeline(settings, recorder.record)
+            return _run_headless(pipeline, stop)
+        return _run_with_bot(settings, store, recorder, stop)
+    finally:
+        store.close()
+
+
+_received: list[str] = []
+
+
+def _log_stop(reason: str = "") -> None:
+    signals = ", ".join(dict.fromkeys(_received)) or "a stop request"
+    log.info("received %s, stopping%s", signals, reason)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # tests drive the daemon from a thread and set `stop` themselves
+
+    def handle(signum: int, _frame: object) -> None:
+        # Logging from a signal handler can deadlock on the handler's lock: only record it.
+        _received.append(signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handle)
+
+
+def _run_headless(pipeline, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+    if stop.is_set():
+        _log_stop(" before the camera started")
+        log.info("firewatch stopped")
+        return 0
+    pipeline.start()
+    while not stop.wait(0.5):
+        if not pipeline.running:  # a file source ended
+            break
+    if stop.is_set():
+        _log_stop()
+    pipeline.stop()
+    log.info("firewatch stopped")
+    return 0
+
+
+def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+    from bot.access import Access
+    from bot.app import EventBridge, build_application
+    from bot.selfie import LockoutPolicy, SelfieGate
+    from bot.services import Services
+    from firewatch.wiring import bot_settings, build_pipeline
+    from vision.faces import FaceEncoder
+
+    encoder = FaceEncoder()
+    gate = SelfieGate(
+        store, encoder, threshold=settings.face_match_threshold,
+        rearm_after=timedelta(hours=settings.rearm_after_h),
+        lockout=LockoutPolicy(settings.lockout_failures,
+                              timedelta(minutes=settings.lockout_window_min),
+                              timedelta(minutes=settings.lockout_min)),
+    )
+    bridge = EventBridge(recorder)
+    pipeline = build_pipeline(settings, bridge.submit)
+    services = Services(settings=bot_settings(settings), store=store, access=Access(store, settings.admin_ids),
+                        encoder=encoder, gate=gate, pipeline=pipeline,
+                        model_name=settings.detector_model.name)
+    app = build_application(services, bridge)
+    if stop.is_set():  # stopped while loading
+        _log_stop(" before the bot started")
+        log.info("firewatch stopped")
+        return 0
+    # Detection does not wait for Telegram: until the bot is up, events are recorded
+    # straight from the vision thread and their deliveries wait in the outbox.
+    pipeline.start()
+    connected = threading.Event()
+    bridge.on_started = connected.set
+    threading.Thread(target=_warn_until, args=(connected, stop), name="telegram-wait", daemon=True).start()
+    # From here PTB owns SIGINT/SIGTERM: it retries reaching Telegram for as long as it
+    # takes (a bad token still ends the run), stops polling on a signal, then our
+    # post_stop hook stops the pipeline after its current frame and flushes queued events.
+    try:
+        app.run_polling(stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False, bootstrap_retries=-1)
+    finally:
+        stop.set()
+        if pipeline.running:  # stopped before the bot ever came up: post_stop did not run
+            pipeline.stop()
+    log.info("firewatch stopped")
+    return 0
+
+
+def _warn_until(connected: threading.Event, stop: threading.Event) -> None:
+    """Say, once a minute, that Telegram is still out of reach at start-up."""
+    waited = 0
+    while not connected.wait(TELEGRAM_WAIT_WARN_S) and not stop.is_set():
+        waited += TELEGRAM_WAIT_WARN_S
+        log.warning("Telegram not reachable for %d s: detection and recording go on, alerts will be "
+                    "sent once it answers", waited)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

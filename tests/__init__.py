@@ -1,0 +1,1 @@
+"""firewatch's tests, grouped by layer; shared helpers, harnesses and fakes in ``tests.support``."""

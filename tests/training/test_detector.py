@@ -1,0 +1,94 @@
+"""The detector's training entry point, end to end on a tiny slice, offline and resumable."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+
+from tests.support.yolo_data import tiny_dataset
+
+pytest.importorskip("ultralytics", reason="training needs the train extra")
+
+
+@pytest.mark.slow
+def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: list[str]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from training.detector import export_detector, train_detector
+    from vision.detector import Detector, input_size
+
+    data = tiny_dataset(tmp_path / "data")
+    runs = tmp_path / "runs" / "detector"
+
+    # `until` pauses the run once epoch 1 is saved, as at the end of a working session.
+    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, until=1)
+    from training.detector import DetectorRun
+
+    run = DetectorRun("p", runs)
+    assert run.last.is_file()
+    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 2  # header + 1 epoch
+
+    # A fresh checkout has no runs/: resume starts from the committed checkpoint copy.
+    from training.detector import restore_checkpoint, save_checkpoint
+
+    saved = tmp_path / "checkpoints"
+    save_checkpoint(run, saved)
+    shutil.rmtree(runs)
+    assert restore_checkpoint(run, saved) and run.last.is_file()
+
+    from training.detector import set_schedule
+
+    with pytest.raises(ValueError, match="1 epochs done"):
+        set_schedule(run.last, 1)
+    # Planned for 3 epochs, rescheduled to end after 2: the run finishes there.
+    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=2,
+                   checkpoint_dir=saved)
+    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 3  # epoch 2 added, no 3rd
+    # The ended run's own last.pt has no optimizer left; lengthening it again resumes from
+    # the committed copy, which still has one.
+    train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=3,
+                   checkpoint_dir=saved)
+    assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 4
+
+    onnx = export_detector(run.best, tmp_path / "fire-detector.onnx")
+    detector = Detector(onnx, threads=1)
+    assert detector.names == {0: "fire", 1: "smoke"} and detector.imgsz == (320, 320)
+    image = cv2.imread(str(next((data / "images" / "val").iterdir())))
+    assert len(detector(image)) >= 0  # runs; an epoch-2 model need not find anything
+
+    # Fine-tuning at a larger input starts a separate run from the given weights, not from scratch.
+    from ultralytics import YOLO
+
+    source = YOLO(str(run.last)).model.state_dict()
+    started_from: dict[str, bool] = {}
+
+    def compare(trainer) -> None:  # type: ignore[no-untyped-def]
+        loaded = trainer.model.state_dict()
+        started_from["same"] = all(torch.equal(loaded[k].float(), source[k].float()) for k in source)
+
+    tuned = train_detector(data, epochs=1, batch=4, workers=0, runs_dir=runs, imgsz=352,
+                           finetune_from=run.last, callbacks={"on_train_start": compare})
+    assert started_from == {"same": True}
+    assert tuned.dir.name == "fire-detector-p-352" and tuned.last.is_file()
+    bigger_onnx = export_detector(tuned.best, tmp_path / "fire-detector-352.onnx")
+    bigger = Detector(bigger_onnx, threads=1)
+    assert bigger.imgsz == (352, 352)  # exported at the size it was trained at
+    assert input_size(bigger_onnx) == (352, 352)  # what `bench models` reports for it
+    assert no_network == [], f"training reached for the network: {no_network}"
+
+
+def test_each_scale_builds_its_own_size(tmp_path: Path) -> None:
+    # ultralytics guesses the scale from a file name like "yolo11n.yaml"; ours must not
+    # silently fall back to the first scale listed.
+    from training import offline
+    from training.detector import SCALES, model_yaml
+
+    offline.prepare()
+    from ultralytics import YOLO
+
+    params = {s: sum(p.numel() for p in YOLO(str(model_yaml(s, tmp_path))).model.parameters()) for s in SCALES}
+    assert params["n"] > 2.5 * params["p"], params
