@@ -11,22 +11,33 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from training import offline
+from training import lite0, offline
 
 log = logging.getLogger(__name__)
 
 CONFIG = Path(__file__).parent / "configs" / "fire-detector.yaml"
+# v2: a pretrained EfficientNet-Lite0 backbone (training/lite0.py) under the same head.
+LITE0_CONFIG = Path(__file__).parent / "configs" / "fire-detector-lite0.yaml"
 RUNS = offline.PROJECT_ROOT / "runs" / "detector"
 # Committed copies of the run in progress, so that training continues in a fresh checkout.
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
-SCALES = ("p", "n")
+SCALES = ("p", "n", "lite0")
+
+
+def ultralytics_yolo():  # type: ignore[no-untyped-def]
+    """ultralytics' YOLO class, imported offline, with the Lite0 backbone registered."""
+    offline.prepare()
+    lite0.register()
+    from ultralytics import YOLO
+
+    return YOLO
 
 
 @dataclass(frozen=True)
@@ -54,17 +65,28 @@ class DetectorRun:
         return best if best.exists() else self.last
 
 
-def data_yaml(data_dir: Path, runs_dir: Path = RUNS) -> Path:
+def data_yaml(data_dir: Path, runs_dir: Path = RUNS, fire_only: Sequence[Path] = ()) -> Path:
     """The dataset's data.yaml, with its relative ``path`` resolved.
 
     The shared dataset says ``path: .``; ultralytics would read that relative to its own
-    datasets folder, so we hand it a copy that names the folder absolutely.
+    datasets folder, so we hand it a copy that names the folder absolutely. Each of
+    ``fire_only`` (YOLO folders with the same classes whose smoke is not labelled, such as
+    ``fire-extra``) adds its train images, listed for ``training.smoke_mask``; validation
+    stays on ``data_dir``'s val split, so that runs remain comparable.
     """
     data_dir = Path(data_dir).resolve()
     source = data_dir / "data.yaml"
     spec = yaml.safe_load(source.read_text())
     spec["path"] = str(data_dir)
-    digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:8]
+    if fire_only:
+        from training.smoke_mask import DATA_KEY
+
+        extra = [str(Path(d).resolve() / "images" / "train") for d in fire_only]
+        spec["train"] = [str(data_dir / spec["train"]), *extra]
+        spec["val"] = str(data_dir / spec["val"])
+        spec[DATA_KEY] = extra
+    key = ":".join([str(data_dir), *map(str, fire_only)])
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     out = Path(runs_dir).parent / "data" / f"{data_dir.name}-{digest}.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(spec))
@@ -75,12 +97,16 @@ def model_yaml(scale: str, out_dir: Path) -> Path:
     """Copy the architecture YAML with ``scale`` fixed, so the size is explicit."""
     if scale not in SCALES:
         raise ValueError(f"unknown detector scale {scale!r}; choose one of {', '.join(SCALES)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if scale == "lite0":
+        out = out_dir / "fire-detector-lite0.yaml"
+        shutil.copyfile(LITE0_CONFIG, out)
+        return out
     spec = yaml.safe_load(CONFIG.read_text())
     # ultralytics overwrites ``scale`` with a guess from the file name ("yolo11n.yaml") and
     # otherwise takes the first entry of ``scales``: keep only the one we mean.
     spec["scales"] = {scale: spec["scales"][scale]}
     spec["scale"] = scale
-    out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"fire-detector-{scale}.yaml"
     out.write_text(yaml.safe_dump(spec, sort_keys=False))
     return out
@@ -105,6 +131,8 @@ def train_detector(
     schedule: int | None = None,
     finetune_from: Path | None = None,
     lr0: float = 0.002,
+    freeze: int | None = None,
+    fire_only: Sequence[Path] = (),
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -118,9 +146,11 @@ def train_detector(
     With ``finetune_from``, a new run (named after ``imgsz`` when it is not 320) starts
     from those weights instead of from scratch: a short warm restart at ``lr0``, e.g. to
     carry a 320 px model to a larger input where small fires cover more pixels.
+    ``freeze`` keeps the first that many layers fixed (1 = the whole Lite0 backbone).
+    ``fire_only`` adds datasets whose smoke is not labelled (see ``data_yaml``); the Lite0
+    runs train with ``training.smoke_mask``'s trainer, which keeps their smoke out of the loss.
     """
-    offline.prepare()
-    from ultralytics import YOLO
+    YOLO = ultralytics_yolo()
 
     run = DetectorRun(scale, Path(runs_dir), imgsz)
     hooks = list((callbacks or {}).items())
@@ -128,7 +158,8 @@ def train_detector(
         hooks.insert(0, ("on_model_save", lambda trainer: save_checkpoint(run, checkpoint_dir)))
     if until is not None:
         hooks.append(("on_model_save", _pause_after(until)))
-    data = str(data_yaml(data_dir, run.runs_dir))
+    data = str(data_yaml(data_dir, run.runs_dir, fire_only))
+    trainer = trainer_for(scale)
     try:
         if resume:
             if not run.last.exists() or _stripped(run.last):
@@ -139,13 +170,23 @@ def train_detector(
                 set_schedule(run.last, schedule)
             log.info("resuming %s from %s", run.dir, run.last)
             model = _with_callbacks(YOLO(str(run.last)), hooks)
-            model.train(resume=True, data=data, workers=workers, device=device)
+            model.train(resume=True, data=data, workers=workers, device=device, trainer=trainer)
             return run
         _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, batch=batch, workers=workers,
-                   device=device, fraction=fraction, seed=seed, finetune_from=finetune_from, lr0=lr0)
+                   device=device, fraction=fraction, seed=seed, finetune_from=finetune_from, lr0=lr0,
+                   freeze=freeze, trainer=trainer)
     except Paused as paused:
         log.info("paused after epoch %d; continue with --resume", paused.epoch)
     return run
+
+
+def trainer_for(scale: str):  # type: ignore[no-untyped-def]
+    """The trainer class of a run: v2 masks unlabelled smoke; v1 keeps ultralytics' own."""
+    if scale != "lite0":
+        return None
+    from training.smoke_mask import SmokeMaskedTrainer
+
+    return SmokeMaskedTrainer
 
 
 def set_schedule(last: Path, epochs: int) -> None:
@@ -195,7 +236,7 @@ def _pause_after(until: int) -> Callable[[object], None]:
 
 def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type: ignore[no-untyped-def]
                batch: int, workers: int, device: str, fraction: float, seed: int,
-               finetune_from: Path | None, lr0: float) -> None:
+               finetune_from: Path | None, lr0: float, freeze: int | None, trainer) -> None:
     if run.dir.exists():
         # ultralytics would silently start "fire-detector-p2"; a stale run is moved aside
         # instead so that the run name, and resume, stay predictable.
@@ -221,8 +262,9 @@ def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type
         name=run.dir.name,
         cache="ram" if fraction >= 0.5 else False,
         verbose=True,
+        trainer=trainer,
         **(train_args(imgsz=run.imgsz, batch=batch, workers=workers, device=device, fraction=fraction, seed=seed)
-           | schedule),
+           | schedule | ({} if freeze is None else {"freeze": freeze})),
     )
 
 
@@ -278,8 +320,7 @@ def export_detector(weights: Path, out: Path, imgsz: int | None = None, half: bo
 
     The input size defaults to the one the checkpoint was trained at.
     """
-    offline.prepare()
-    from ultralytics import YOLO
+    YOLO = ultralytics_yolo()
 
     size = {} if imgsz is None else {"imgsz": imgsz}
     exported = YOLO(str(weights)).export(
@@ -296,10 +337,9 @@ def export_untrained(out: Path, scale: str = "p", imgsz: int = 320) -> Path:
 
     Tests use it to check loading and parsing without waiting for a trained model.
     """
-    offline.prepare()
     import contextlib
 
-    from ultralytics import YOLO
+    YOLO = ultralytics_yolo()
 
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -329,7 +369,11 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--finetune-from", type=Path, default=None)
     parser.add_argument("--lr0", type=float, default=0.002)
+    parser.add_argument("--freeze", type=int, default=None)
+    parser.add_argument("--fire-only", type=Path, action="append", default=[],
+                        help="a YOLO folder whose smoke is not labelled (e.g. $FIREWATCH_DATA/fire-extra); repeatable")
     args = parser.parse_args()
     train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume,
                    checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule,
-                   imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0)
+                   imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
+                   freeze=args.freeze, fire_only=args.fire_only)
