@@ -97,7 +97,7 @@ def measure(model: Path, image: Path, threads: int, runs: int, warmup: int = 10)
 
     import cv2
 
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     frame = cv2.imread(str(image))
     detector = Detector(model, conf_threshold=0.35, iou_threshold=0.5, threads=threads)
@@ -189,7 +189,7 @@ def main(
     latency: best of ``rounds`` interleaved medians of ``runs`` calls each.
     """
     from training.evaluate import evaluate
-    from vision.detector import input_size
+    from vision.detectors import input_size
 
     data_dir = Path(data_dir) if data_dir is not None else data_root() / "fire"
     models = [Path(m) for m in models]

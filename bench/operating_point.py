@@ -83,7 +83,7 @@ def _detect_all(detector, paths: Sequence[Path]) -> tuple[list[np.ndarray], list
 
 def load_footage(model: Path, floor: float, negatives: int, hold: int) -> tuple[list[Footage], Footage]:
     """Fire sequences (val, then train) and one fire-free clip of held images, detected once."""
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     settings = daemon_detection()
     detector = Detector(model, conf_threshold=floor, iou_threshold=settings.iou_threshold, threads=2)
@@ -137,7 +137,7 @@ def evaluate(setting: Setting, clips: list[Footage], held: Footage, names: dict[
 def sweep(model: Path, confs: Sequence[float], confirms: Sequence[tuple[int, int]], vetoes: Sequence[float],
           negatives: int = 200, hold: int = 10) -> list[Outcome]:
     from firewatch.wiring import load_classifier
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     settings = daemon_detection()
     names = Detector(model, threads=1).names

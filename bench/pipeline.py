@@ -262,7 +262,7 @@ def main(
     """Pipeline FPS vs bare ``session.run`` on ``n_frames`` frames of ``frames_dir/pattern``
     (plus ``fire_free`` fire-free frames of that split); returns :class:`PipelineBench` as a dict."""
     from firewatch.wiring import load_classifier
-    from vision.detector import Detector
+    from vision.detectors import Detector
     from vision.pipeline import Pipeline
     from vision.tracker import Tracker
 
@@ -273,14 +273,10 @@ def main(
     detector = Detector(model, conf_threshold=settings.conf_threshold, iou_threshold=settings.iou_threshold, threads=threads)
     crop_classifier = load_classifier(settings.classifier_model) if classifier else None
 
-    session = detector.session
-    half = session.get_inputs()[0].type == "tensor(float16)"
-    feeds = []
-    for image in images:  # the letterbox reuses one buffer: keep a copy per frame
-        blob, _ = detector.letterbox(image)
-        feeds.append({detector.input_name: blob.astype(np.float16) if half else blob.copy()})
-    for feed in feeds[:5]:  # warm-up: first runs allocate and (on GPU) build kernels
-        session.run(None, feed)
+    runtime = detector.runtime
+    blobs = [detector.prepare(image).blob for image in images]  # each frame its own buffer
+    for blob in blobs[:5]:  # warm-up: first runs allocate and (on GPU) build kernels
+        runtime.run(blob)
 
     clock = StageClock()
     timed_detector = _TimedDetector(detector, clock)
@@ -299,9 +295,9 @@ def main(
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as snapshots:
         for _ in range(rounds):
             start = time.perf_counter()
-            for feed in feeds:
-                session.run(None, feed)
-            bare_fps.append(len(feeds) / (time.perf_counter() - start))
+            for blob in blobs:
+                runtime.run(blob)
+            bare_fps.append(len(blobs) / (time.perf_counter() - start))
 
             source = MemorySource(images)
             source.read = clock.wrap("read", source.read)  # type: ignore[method-assign]
@@ -423,7 +419,7 @@ def find_sequences(split_dir: Path, min_frames: int = 8, with_class: int | None 
     return sequences
 
 
-def _link_folder(paths: Sequence[Path], folder: Path) -> Path:
+def link_folder(paths: Sequence[Path], folder: Path) -> Path:
     """A folder of numbered symlinks to ``paths`` (in that order) that an ImageFolderSource plays."""
     folder.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(paths):
@@ -434,7 +430,7 @@ def _link_folder(paths: Sequence[Path], folder: Path) -> Path:
 def _replay_events(model: Path, folder: Path, fps: float, threads: int) -> list[dict]:
     """Started/updated/cleared events of a replay with the daemon's detection settings."""
     from firewatch.wiring import load_classifier
-    from vision.detector import Detector
+    from vision.detectors import Detector
     from vision.replay import replay
 
     settings = daemon_detection()
@@ -477,7 +473,7 @@ def time_to_alert(
     with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp:
         for seq in sequences:
             folder = Path(tmp) / seq.name.replace("/", "__")
-            events = _replay_events(Path(model), _link_folder(seq.frames, folder), fps, threads)
+            events = _replay_events(Path(model), link_folder(seq.frames, folder), fps, threads)
             started = [e for e in events if e.get("event") == "started"]
             fire_started = next((e["frame"] for e in started if e["class"] == "fire"), None)
             any_started = next((e["frame"] for e in started), None)
@@ -516,7 +512,7 @@ def false_alerts_per_hour(
     camera: a persistent false detection gets confirmed, as it would on site); count alerts."""
     paths = [p for p in images for _ in range(hold_frames)]
     with tempfile.TemporaryDirectory(prefix="bench-negatives-") as tmp:
-        events = _replay_events(Path(model), _link_folder(paths, Path(tmp) / "fire-free"), fps, threads)
+        events = _replay_events(Path(model), link_folder(paths, Path(tmp) / "fire-free"), fps, threads)
     started = [e for e in events if e.get("event") == "started"]
     hours = len(paths) / fps / 3600.0
     by_class: dict[str, int] = defaultdict(int)

@@ -12,18 +12,19 @@ from firewatch.config import Settings
 def detect_command(settings: Settings, source: str, model: Path | None, out_video: Path | None,
                    events: Path | None, snapshots: Path | None, fps: float | None) -> None:
     from firewatch.wiring import event_config, load_classifier
+    from vision.detectors import Detector
     from vision.replay import replay
 
+    detector = Detector(model or settings.detector_model, runtime=settings.detector_runtime,
+                        conf_threshold=settings.detect_confidence, threads=settings.inference_threads)
     summary = replay(
         source,
-        model=model or settings.detector_model,
+        detector=detector,
         out_video=out_video,
         events=events,
         snapshots=snapshots,
         fps=fps,
         camera=settings.camera_name if settings.camera_name != "camera" else None,
-        conf_threshold=settings.detect_confidence,
-        threads=settings.inference_threads,
         event_config=event_config(settings),
         classifier=load_classifier(settings.classifier_model),
     )

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR
+from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
 
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     # Models
     detector_model: Path = SHIPPED_DETECTOR
     classifier_model: Path | None = SHIPPED_CLASSIFIER
+    detector_runtime: str = DEFAULT_RUNTIME
     # One model thread: the pipeline's letterbox/decode/tracker threads use the other core
     # of a 2-core box (bench.pipeline: same FPS as 2 model threads, and the model's rate).
     inference_threads: int = Field(1, ge=1, le=64)
@@ -110,6 +112,13 @@ class Settings(BaseSettings):
                 return cls.model_fields[info.field_name].default
             if value.strip().lower() == "off" and info.field_name == "classifier_model":
                 return None
+        return value
+
+    @field_validator("detector_runtime")
+    @classmethod
+    def _known_runtime(cls, value: str) -> str:
+        if value not in RUNTIMES:
+            raise ValueError(f"must be one of {', '.join(sorted(RUNTIMES))}")
         return value
 
     @field_validator("log_level")

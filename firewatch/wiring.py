@@ -55,10 +55,11 @@ def load_classifier(path: Path | None):  # type: ignore[no-untyped-def]
 
 
 def build_pipeline(settings: Settings, on_event: Callable[[Event], None]) -> Pipeline:
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     detector = Detector(
         settings.detector_model,
+        runtime=settings.detector_runtime,
         conf_threshold=settings.detect_confidence,
         iou_threshold=settings.nms_iou,
         threads=settings.inference_threads,

@@ -87,7 +87,7 @@ def collect(
     """Run the detector (at ``floor``) and the classifier on every fire box of every image."""
     from vision.classifier import FireClassifier
     from vision.crops import context_crop
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     detector = Detector(model, conf_threshold=floor, iou_threshold=0.5)
     clf = FireClassifier(classifier)

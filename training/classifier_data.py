@@ -36,7 +36,8 @@ import numpy as np
 
 from vision.classifier import LABELS, START_FIRE_MAX_AREA, context_window
 from vision.crops import context_crop
-from vision.detector import Detector, box_iou
+from vision.detectors import Detector
+from vision.geometry import box_iou
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Evaluate an ONNX fire/smoke detector on a YOLO-format folder, as the daemon runs it.
 
-Predictions come from ``vision.detector.Detector`` (same letterbox, NMS and max_det as the
+Predictions come from ``vision.detectors.Detector`` (same letterbox, NMS and max_det as the
 daemon). One pass at a low confidence (0.001) feeds the ranking metrics: mAP50 and mAP50-95
 per class, from ultralytics' ``ap_per_class`` (COCO 101-point interpolation, greedy matching
 in descending confidence, the policy of ultralytics' own validator), so the numbers compare
@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import yaml
 
+from vision.geometry import box_iou_matrix
 from vision.types import Detections
 
 log = logging.getLogger(__name__)
@@ -139,16 +140,6 @@ def dataset_names(data: str | Path) -> dict[int, str] | None:
 
 
 # -- matching ---------------------------------------------------------------------------
-
-
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of xyxy boxes (M, 4) x (N, 4) -> (M, N)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def match(dets: Detections, gt: GroundTruth, thresholds: np.ndarray) -> np.ndarray:
@@ -537,7 +528,7 @@ def evaluate(
     from training import offline
 
     offline.prepare()  # ultralytics' metric and plotting code is imported below
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     samples = find_samples(data, split, limit)
     detector = Detector(model, conf_threshold=MAP_CONF, iou_threshold=nms_iou, threads=threads)

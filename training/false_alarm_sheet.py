@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from training.evaluate import GroundTruth, dataset_names, find_samples
-from vision.detector import Detector
+from vision.detectors import Detector
 
 log = logging.getLogger(__name__)
 

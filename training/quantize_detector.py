@@ -26,7 +26,7 @@ import numpy as np
 
 from firewatch.paths import SHIPPED_DETECTOR, data_root
 from training.onnx_tools import copy_metadata, to_fp16
-from vision.detector import input_size
+from vision.detectors import input_size
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ HEAD_OUTPUT_CONV = re.compile(r"/(cv2|cv3)\.\d+\.2/Conv$|/dfl/conv/Conv$")
 
 def letterboxed(images: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
     """(N, 3, h, w) float32 inputs made by the daemon's ``Letterbox`` from image files."""
-    from vision.detector import Letterbox
+    from vision.detectors.yolo import Letterbox
 
     letterbox = Letterbox(size)
     out = np.empty((len(images), 3, *size), np.float32)
@@ -164,8 +164,8 @@ def compare(
     reference: Path, variant: Path, images: Sequence[Path], *, conf: float = 0.25, iou: float = 0.5
 ) -> Agreement:
     """Score ``variant`` against ``reference`` (FP32) on image files."""
-    from training.evaluate import box_iou_matrix
-    from vision.detector import LetterboxGeometry, postprocess
+    from vision.geometry import box_iou_matrix
+    from vision.detectors.yolo import LetterboxGeometry, postprocess
 
     size = input_size(reference)
     inputs = letterboxed(images, size)

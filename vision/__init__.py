@@ -6,11 +6,12 @@ Knows nothing of Telegram or the database. Data flows one way, one module per st
   ``read_frames`` reopens a failing live source with exponential backoff.
 - ``health``   — per-camera state machine: lost / back / frozen (identical frames for N s) /
   black (dark, flat frames for N s) -> ``HealthEvent``s on changes only.
-- ``detector`` — ultralytics-exported YOLO ONNX on onnxruntime (TensorRT -> CUDA -> CPU);
-  class names and input size from the model metadata; reused letterbox buffers;
-  vectorised confidence filter + class-aware NMS -> ``Detections``.
-- ``tracker``  — ByteTrack (ultralytics, imported lazily; needs the ``train`` extra) gives
-  each detection a stable ``track_id``.
+- ``detectors`` — the staged interface (prepare -> infer -> decode), the YOLO format
+  (letterbox, decoding, class names and input size from the model metadata) and runtimes
+  chosen by name (onnxruntime: TensorRT -> CUDA -> CPU) -> ``Detections``.
+- ``geometry`` — IoU and NMS, shared by decoding, the event rules and evaluation.
+- ``tracker``  — ByteTrack (Roboflow's ``trackers``, numpy only) gives each detection a
+  stable ``track_id``.
 - ``events``   — per track: confirmed in K of the last N frames -> ``started``; grew or got
   more severe -> ``updated``; gone for M s (or source ended) -> ``cleared``. Severity from
   an optional crop classifier, else from box size and growth. -> ``FireEvent``s.

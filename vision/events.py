@@ -29,8 +29,8 @@ from typing import Protocol
 
 import numpy as np
 
-from vision.detector import box_iou
 from vision.crops import context_crop
+from vision.geometry import box_iou
 from vision.types import Detections, FireEvent, Frame, Severity
 
 _RANK: dict[Severity | None, int] = {None: 0, "start-fire": 1, "fire": 2}

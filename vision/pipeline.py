@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vision.annotate import annotate, encode_jpeg, raw_frame_path, snapshot_path, write_jpeg
+from vision.detectors.base import StagedDetector
 from vision.events import CropClassifier, EventConfig, FireEvents
 from vision.health import HealthConfig, HealthMonitor, HealthState
 from vision.sources import Backoff, FrameSource, read_frames
@@ -37,6 +38,8 @@ _GIL_SWITCH_S = 0.0005
 
 
 class DetectorLike(Protocol):
+    """A detector that is one call (a test double, a wrapper): run whole as the infer stage."""
+
     names: Mapping[int, str]
 
     def __call__(self, image: np.ndarray) -> Detections: ...
@@ -65,7 +68,7 @@ class Pipeline:
     def __init__(
         self,
         source: FrameSource,
-        detector: DetectorLike,
+        detector: StagedDetector | DetectorLike,
         *,
         camera: str | None = None,
         tracker: TrackerLike | None = None,
@@ -180,7 +183,7 @@ class Pipeline:
     def _name(self) -> str:
         return f"vision-{self.camera}"
 
-    def _feed(self, stages: _Stages, staged: _StagedDetector) -> None:
+    def _feed(self, stages: _Stages, staged: StagedDetector) -> None:
         def lost(reason: str) -> None:
             stages.feed.put(list(self.health.lost(reason)))
 
@@ -192,7 +195,7 @@ class Pipeline:
         finally:
             stages.feed.put(_END)
 
-    def _infer(self, stages: _Stages, staged: _StagedDetector) -> None:
+    def _infer(self, stages: _Stages, staged: StagedDetector) -> None:
         try:
             while (item := stages.feed.get()) is not _END:
                 if isinstance(item, _Work):
@@ -202,7 +205,7 @@ class Pipeline:
         finally:
             stages.post.put(_END)
 
-    def _post(self, stages: _Stages, staged: _StagedDetector) -> None:
+    def _post(self, stages: _Stages, staged: StagedDetector) -> None:
         last: Frame | None = None
         previous_clock: float | None = None
         while (item := stages.post.get()) is not _END:
@@ -268,16 +271,11 @@ class Pipeline:
 # -- stages -------------------------------------------------------------------------------------
 
 
-class _StagedDetector(Protocol):
-    def prepare(self, image: np.ndarray) -> Any: ...
-    def infer(self, prepared: Any) -> Any: ...
-    def decode(self, inferred: Any) -> Detections: ...
-
-
 class _WholeDetector:
-    """A detector that is one call (a test double, a wrapper) run as the infer stage."""
+    """A ``DetectorLike`` as the three stages: all its work in the infer stage."""
 
     def __init__(self, detector: DetectorLike) -> None:
+        self.names = detector.names
         self.infer = detector
 
     @staticmethod
@@ -289,7 +287,7 @@ class _WholeDetector:
         return detections
 
 
-def _staged(detector: DetectorLike) -> _StagedDetector:
+def _staged(detector: StagedDetector | DetectorLike) -> StagedDetector:
     if all(callable(getattr(detector, step, None)) for step in ("prepare", "infer", "decode")):
         return detector  # type: ignore[return-value]
     return _WholeDetector(detector)
@@ -340,7 +338,7 @@ class _Stages:
         self.post = _Handoff(stop)
         self.failure: BaseException | None = None
 
-    def guard(self, stage: Callable[[_Stages, _StagedDetector], None], staged: _StagedDetector) -> None:
+    def guard(self, stage: Callable[[_Stages, StagedDetector], None], staged: StagedDetector) -> None:
         try:
             stage(self, staged)
         except BaseException as exc:  # Ctrl-C in `firewatch detect` must stop the other stages too

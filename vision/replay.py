@@ -23,8 +23,6 @@ from vision.types import Detections, Event, FireEvent, Frame
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "fire-detector.onnx"
-
 
 @dataclass(frozen=True)
 class ReplaySummary:
@@ -69,7 +67,7 @@ class _VideoOut:
 def replay(
     source: str | Path | int,
     *,
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path | None = None,
     out_video: str | Path | None = None,
     events: str | Path | None = None,
     snapshots: str | Path | None = None,
@@ -88,10 +86,13 @@ def replay(
     ``events``: JSON-lines file, one object per fire or health event. ``snapshots``: folder
     for annotated JPEGs of each fire event. ``out_video``: annotated mp4 of every frame.
     ``fps``: playback rate of an image folder / subsampling of a video file.
-    ``detector`` / ``tracker`` replace the ONNX model / ByteTrack (tests, other runtimes).
+    ``detector`` / ``tracker`` replace the ONNX model / ByteTrack (a configured runtime,
+    tests); without ``detector``, ``model`` is loaded on the default runtime.
     """
     if detector is None:
-        from vision.detector import Detector
+        if model is None:
+            raise ValueError("replay needs a model file or a detector")
+        from vision.detectors import Detector
 
         detector = Detector(model, conf_threshold=conf_threshold, threads=threads)
     frame_source = open_source(source, fps=fps, name=camera)

@@ -108,3 +108,10 @@ def test_veto_setting_reaches_the_event_rules(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FIREWATCH_CONFIRM_WINDOW", "6")
     config = event_config(load_settings(env_file=None))
     assert (config.veto_confidence, config.confirm_hits, config.confirm_window) == (0.3, 4, 6)
+
+
+def test_detector_runtime_is_one_the_registry_knows(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(env_file=None).detector_runtime == "onnxruntime"
+    monkeypatch.setenv("FIREWATCH_DETECTOR_RUNTIME", "openvino")
+    with pytest.raises(ConfigError, match=r"^FIREWATCH_DETECTOR_RUNTIME: must be one of onnxruntime$"):
+        load_settings(env_file=None)

@@ -117,7 +117,7 @@ def documented_provider_args(cache_dir: Path) -> list:
 @pytest.mark.filterwarnings("ignore:Specified provider .* is not in available provider names")
 def test_documented_tensorrt_options_are_what_the_detector_passes(tiny_onnx, tmp_path, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     # Pretend this onnxruntime has TensorRT and CUDA; record what the detector asks the real
     # session for (this CPU build ignores the providers it lacks, with a warning).

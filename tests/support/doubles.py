@@ -65,3 +65,21 @@ class FailingAt:
             if self.calls > self.frame:
                 raise RuntimeError(f"{step} broke")
         return value
+
+
+class CannedRuntime:
+    """A runtime plugin (``vision.detectors.base.ModelRuntime``) that answers every input with
+    one fixed raw output, and remembers the inputs: the detector around it is tested alone."""
+
+    def __init__(self, model: Path, options: object) -> None:
+        self.model, self.options = model, options
+        self.providers = ["canned"]
+        self.metadata = {"names": "{0: 'fire', 1: 'smoke'}", "imgsz": "[320, 320]"}
+        self.input_shape = [1, 3, 320, 320]
+        self.input_dtype = np.dtype(np.float32)
+        self.output = np.zeros((1, 6, 0), np.float32)
+        self.inputs: list[np.ndarray] = []
+
+    def run(self, blob: np.ndarray) -> np.ndarray:
+        self.inputs.append(blob)
+        return self.output

@@ -19,7 +19,7 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
 
     torch.set_num_threads(1)
     from training.detector import export_detector, train_detector
-    from vision.detector import Detector, input_size
+    from vision.detectors import Detector, input_size
 
     data = tiny_dataset(tmp_path / "data")
     runs = tmp_path / "runs" / "detector"

@@ -88,7 +88,7 @@ def test_prune_fine_tune_export(tmp_path: Path, no_network: list[str]) -> None:
         prune,
         prune_detector,
     )
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     weights = _untrained_weights(tmp_path / "base.pt")
     base = load_model(weights)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tests.support.data import DATA, SHIPPED_DETECTOR
-from vision.detector import Detector, Letterbox
+from vision.detectors import Detector
+from vision.detectors.yolo import Letterbox
 
 pytest.importorskip("ultralytics", reason="compression tooling is in the train extra")
 pytest.importorskip("onnx", reason="compression tooling is in the train extra")
@@ -87,8 +88,8 @@ def test_variants_load_like_fp32(fp32, variants):
     for path in (variants.int8, variants.fp16):
         detector = Detector(path, threads=1)
         assert (detector.names, detector.imgsz) == (reference.names, reference.imgsz)
-        assert detector.session.get_inputs()[0].type == "tensor(float)"  # the daemon's feed, unchanged
-        assert detector.session.get_outputs()[0].type == "tensor(float)"
+        assert detector.runtime.session.get_inputs()[0].type == "tensor(float)"  # the daemon's feed, unchanged
+        assert detector.runtime.session.get_outputs()[0].type == "tensor(float)"
         assert path.stat().st_size < 0.6 * fp32.stat().st_size
     graph = onnx.load(str(variants.int8)).graph
     assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 20

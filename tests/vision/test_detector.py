@@ -11,15 +11,10 @@ import numpy as np
 import pytest
 
 from tests.support.data import FIRE2, SHIPPED_DETECTOR
-from vision.detector import (
-    Detector,
-    Letterbox,
-    LetterboxGeometry,
-    choose_providers,
-    nms,
-    postprocess,
-    read_metadata,
-)
+from vision.detectors import Detector
+from vision.detectors.onnxruntime import choose_providers
+from vision.detectors.yolo import Letterbox, LetterboxGeometry, postprocess, read_metadata
+from vision.geometry import nms
 from vision.types import Detections
 
 REAL_MODEL = SHIPPED_DETECTOR
@@ -118,7 +113,7 @@ def test_metadata_fallbacks():
 
 
 def test_tiny_model_metadata_output_and_providers(tiny_onnx, caplog):
-    caplog.set_level(logging.INFO, logger="vision.detector")
+    caplog.set_level(logging.INFO, logger="vision.detectors")
     detector = Detector(tiny_onnx, conf_threshold=0.0, threads=1, max_det=50)
     assert detector.names == {0: "fire", 1: "smoke"}
     assert detector.imgsz == (320, 320)

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.data import FIRE2, SHIPPED_DETECTOR, folder_of
 from tests.support.doubles import FailingAt, PassThroughTracker
-from vision.detector import Detector
+from vision.detectors import Detector
 from vision.pipeline import Pipeline
 from vision.sources import ImageFolderSource
 from vision.types import Detections, FireEvent, Frame

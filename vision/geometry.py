@@ -1,0 +1,41 @@
+"""Box geometry on xyxy pixel boxes: IoU and non-maximum suppression.
+
+One implementation for the detector's decoding, the event rules (joining a tracker id
+switch to its alert) and the evaluation of detectors against labels, so that "overlap"
+means the same number everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of xyxy boxes (M, 4) x (N, 4) -> (M, N); a degenerate box overlaps nothing."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box (4,) with many (N, 4); returns (N,)."""
+    return box_iou_matrix(np.asarray(box).reshape(1, 4), np.asarray(boxes).reshape(-1, 4))[0]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:
+    """Greedy non-maximum suppression; returns kept indices, highest score first.
+
+    One vectorised IoU per kept box: the loop runs over survivors (at most ``max_keep``),
+    never over pixels.
+    """
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size and (max_keep is None or len(keep) < max_keep):
+        best = order[0]
+        keep.append(int(best))
+        rest = order[1:]
+        order = rest[box_iou(boxes[best], boxes[rest]) <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
