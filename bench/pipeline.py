@@ -264,6 +264,7 @@ def main(
     from firewatch.wiring import load_classifier
     from vision.detectors import Detector
     from vision.pipeline import Pipeline
+    from vision.sinks import CallbackSink
     from vision.tracker import Tracker
 
     settings = daemon_detection()
@@ -282,7 +283,7 @@ def main(
     timed_detector = _TimedDetector(detector, clock)
     events: dict[str, int] = defaultdict(int)
 
-    def on_event(event: Event) -> None:
+    def count_event(event: Event) -> None:
         events[event.kind if isinstance(event, FireEvent) else f"health-{event.kind}"] += 1
 
     bare_fps: list[float] = []
@@ -305,7 +306,7 @@ def main(
                 source, timed_detector, camera="bench", tracker=_TimedTracker(Tracker(), clock),
                 event_config=settings.event_config,
                 classifier=_TimedClassifier(crop_classifier, clock) if crop_classifier else None,
-                snapshot_dir=snapshots, on_event=on_event, flush_at_end=True,
+                snapshot_dir=snapshots, sinks=[CallbackSink(count_event)], flush_at_end=True,
             )
             pipeline.health.observe = clock.wrap("health", pipeline.health.observe)  # type: ignore[method-assign]
             pipeline.events.update = clock.wrap("events", pipeline.events.update)  # type: ignore[method-assign]

@@ -1,4 +1,5 @@
-"""Turns the pipeline's events into stored alerts and queued deliveries.
+"""The alert recorder: the sink that turns the pipeline's events into stored alerts and
+queued Telegram deliveries.
 
 This is the one place that decides whether an alert is pushed: the system must be
 armed, the camera not snoozed, and a bot configured. Otherwise the alert is still
@@ -40,6 +41,10 @@ class AlertRecorder:
         if not self.can_push or not self.store.arm_state().armed:
             return False
         return self.store.snoozed_until(camera) is None
+
+    def publish(self, event: Event) -> None:
+        """As a sink of its own (no bot to wake): record in the caller's thread."""
+        self.record(event)
 
     def record(self, event: Event) -> RecordResult:
         if isinstance(event, HealthEvent):

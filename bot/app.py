@@ -1,8 +1,10 @@
-"""The Telegram application: handlers, outbox, jobs, and the bridge from the vision thread.
+"""The Telegram application: handlers, outbox, jobs, and the sink that bridges the vision
+thread to the bot's loop.
 
 The PTB ``Application`` owns the asyncio loop. The pipeline runs in its own thread and
-hands events over with ``call_soon_threadsafe``; each event is written to the database
-(alert + deliveries in one transaction) before the outbox is woken to send it.
+publishes events to ``EventBridge``, which hands them over with ``call_soon_threadsafe``;
+each event is written to the database (alert + deliveries in one transaction) before the
+outbox is woken to send it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class EventBridge:
-    """Carries pipeline events from the vision thread into the bot's loop, in order."""
+    """The alert recorder as a sink of the bot: carries pipeline events from the vision
+    thread into the bot's loop, in order, records them there and wakes the outbox."""
 
     def __init__(self, recorder: AlertRecorder) -> None:
         self.recorder = recorder
@@ -49,7 +52,7 @@ class EventBridge:
         if self.on_started is not None:
             self.on_started()
 
-    def submit(self, event: Event) -> None:
+    def publish(self, event: Event) -> None:
         """Called from the vision thread."""
         if self.loop is not None and not self.loop.is_closed():
             self.loop.call_soon_threadsafe(self.queue.put_nowait, event)

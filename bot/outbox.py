@@ -1,4 +1,4 @@
-"""The outbox sender: drains pending deliveries from the database to Telegram.
+"""The outbox sender: drains the Telegram channel's pending deliveries from the database.
 
 Every message starts as a delivery row (written with the alert, in one transaction), so
 nothing is lost to a crash or an outage. The sender claims a row, sends it, and records
@@ -15,6 +15,7 @@ A crash between Telegram accepting a message and ``mark_sent`` leaves the row in
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,11 +28,22 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot.redaction import redact
 from bot.render import alert_caption, alert_keyboard
 from storage import Store
-from storage.models import Alert, Delivery, DeliveryKind
+from storage.models import CHAT_CHANNEL, Alert, Delivery, DeliveryKind
 
 log = logging.getLogger(__name__)
 
+CHANNEL = CHAT_CHANNEL
 MAX_BACKOFF_S = 60.0  # after an outage, the first retry comes within a minute
+
+
+class TelegramEdit(enum.Enum):
+    """How Telegram shows a change of an alert: its one photo message is edited."""
+
+    MEDIA = "editMessageMedia"  # a new photo, with the caption
+    CAPTION = "editMessageCaption"  # the caption alone
+
+
+EDITS = {DeliveryKind.ALERT_SNAPSHOT: TelegramEdit.MEDIA, DeliveryKind.ALERT_STATE: TelegramEdit.CAPTION}
 
 
 class _Postpone(Exception):
@@ -89,14 +101,14 @@ class OutboxSender:
     async def drain(self) -> float:
         """Send what is due, oldest first; returns how long to sleep before the next pass."""
         while True:
-            due = await asyncio.to_thread(self.store.due_deliveries)
+            due = await asyncio.to_thread(self.store.due_deliveries, channel=CHANNEL)
             if not due:
                 break
             for delivery in due:
                 hold = await self._deliver(delivery)
                 if hold is not None:
                     return hold  # flood control or an outage: everything waits
-        next_at = await asyncio.to_thread(self.store.next_due_at)
+        next_at = await asyncio.to_thread(self.store.next_due_at, CHANNEL)
         if next_at is None:
             return 60.0
         return max(0.05, min(60.0, (next_at - _now()).total_seconds()))
@@ -153,10 +165,10 @@ class OutboxSender:
         if d.kind is DeliveryKind.ALERT:
             msg = await self._send_photo(d.chat_id, alert, caption, keyboard)
             return msg.message_id
-        message_id = await asyncio.to_thread(self.store.alert_message_id, alert.id, d.chat_id)
+        message_id = await asyncio.to_thread(self.store.alert_message_id, alert.id, d.chat_id, d.channel)
         if message_id is None:
             raise _Postpone("the alert's photo is not sent yet")
-        if d.kind is DeliveryKind.ALERT_PHOTO and _readable(alert.snapshot_path):
+        if EDITS[d.kind] is TelegramEdit.MEDIA and _readable(alert.snapshot_path):
             with open(alert.snapshot_path, "rb") as photo:  # type: ignore[arg-type]
                 await self.bot.edit_message_media(
                     InputMediaPhoto(photo, caption=caption, parse_mode=ParseMode.HTML),

@@ -48,7 +48,7 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     try:
         if settings.token is None:
             log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
-            pipeline = build_pipeline(settings, recorder.record)
+            pipeline = build_pipeline(settings, [recorder])
             return _run_headless(pipeline, stop)
         return _run_with_bot(settings, store, recorder, stop)
     finally:
@@ -109,7 +109,7 @@ def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Ev
                               timedelta(minutes=settings.lockout_min)),
     )
     bridge = EventBridge(recorder)
-    pipeline = build_pipeline(settings, bridge.submit)
+    pipeline = build_pipeline(settings, [bridge])
     services = Services(settings=bot_settings(settings), store=store, access=Access(store, settings.admin_ids),
                         encoder=encoder, gate=gate, pipeline=pipeline,
                         model_name=settings.detector_model.name)

@@ -4,15 +4,15 @@ for them, so that neither package knows the configuration."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.services import BotSettings
 from firewatch.config import Settings
 from vision.events import EventConfig
 from vision.pipeline import Pipeline
+from vision.sinks import Sink
 from vision.sources import Backoff, open_source
-from vision.types import Event
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def load_classifier(path: Path | None):  # type: ignore[no-untyped-def]
     return FireClassifier(path, threads=1)
 
 
-def build_pipeline(settings: Settings, on_event: Callable[[Event], None]) -> Pipeline:
+def build_pipeline(settings: Settings, sinks: Sequence[Sink]) -> Pipeline:
+    """The configured camera's pipeline, publishing its events to ``sinks`` in order."""
     from vision.detectors import Detector
 
     detector = Detector(
@@ -74,7 +75,7 @@ def build_pipeline(settings: Settings, on_event: Callable[[Event], None]) -> Pip
         event_config=event_config(settings),
         classifier=load_classifier(settings.classifier_model),
         snapshot_dir=settings.snapshots,
-        on_event=on_event,
+        sinks=sinks,
         backoff=Backoff(),
         flush_at_end=True,
     )

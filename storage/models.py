@@ -75,10 +75,18 @@ class DeliveryStatus(str, enum.Enum):
 
 
 class DeliveryKind(str, enum.Enum):
-    ALERT = "alert"  # the first photo of an alert
-    ALERT_PHOTO = "alert-photo"  # edit the alert's message: new photo and caption (it grew)
-    ALERT_CAPTION = "alert-caption"  # edit the caption only (cleared, a button pressed)
+    """What a delivery tells its recipient. How it is told is its channel's business (for
+    Telegram: a photo, then edits of that message, in bot/outbox.py)."""
+
+    ALERT = "alert"  # a new alert: the message that carries it to this recipient
+    ALERT_SNAPSHOT = "alert-snapshot"  # the alert has a new snapshot to show (it grew), and its state
+    ALERT_STATE = "alert-state"  # the alert's state changed (cleared, a button pressed)
     TEXT = "text"  # a plain message (health, summary, lockouts)
+
+
+# The channel of the chats table's recipients (Telegram chats). A channel with recipients
+# of its own (MQTT, ...) names itself in ``Delivery.channel``.
+CHAT_CHANNEL = "telegram"
 
 
 class Operator(Base):
@@ -173,7 +181,7 @@ class Alert(Base):
 
 
 class Delivery(Base):
-    """The outbox: one row per message to send (or edit) in one chat."""
+    """The outbox: one row per message to send (or update) to one recipient of one channel."""
 
     __tablename__ = "deliveries"
 
@@ -181,7 +189,8 @@ class Delivery(Base):
     alert_id: Mapped[int | None] = mapped_column(
         ForeignKey("alerts.id", ondelete="CASCADE"), nullable=True, index=True
     )
-    chat_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(16), default=CHAT_CHANNEL, server_default=CHAT_CHANNEL)
+    chat_id: Mapped[int] = mapped_column(BigInteger)  # the recipient, in its channel's ids
     kind: Mapped[DeliveryKind] = mapped_column(_enum(DeliveryKind, "delivery_kind"))
     text: Mapped[str] = mapped_column(Text, default="")  # body for TEXT deliveries
     status: Mapped[DeliveryStatus] = mapped_column(
@@ -190,7 +199,7 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the channel's id of what was sent
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -198,10 +207,11 @@ class Delivery(Base):
 
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
-        # The first photo of an alert goes to each chat exactly once, whatever retries
-        # or restarts happen; updates may repeat.
+        # The message that carries an alert goes to each recipient exactly once, whatever
+        # retries or restarts happen; updates may repeat.
         Index(
-            "uq_deliveries_first_photo",
+            "uq_deliveries_first_message",
+            "channel",
             "alert_id",
             "chat_id",
             unique=True,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from storage.db import create_db_engine
 from storage.models import (
+    CHAT_CHANNEL,
     Alert,
     AlertStatus,
     ArmAudit,
@@ -272,7 +273,8 @@ class Store:
             if push:
                 chats = s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id))
                 s.add_all(
-                    Delivery(alert_id=alert.id, chat_id=c, kind=DeliveryKind.ALERT) for c in chats
+                    Delivery(alert_id=alert.id, channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.ALERT)
+                    for c in chats
                 )
             return alert
 
@@ -299,7 +301,7 @@ class Store:
             if snapshot_path is not None:
                 alert.snapshot_path = snapshot_path
             self._queue_edits(
-                s, alert, DeliveryKind.ALERT_PHOTO if snapshot_path else DeliveryKind.ALERT_CAPTION
+                s, alert, DeliveryKind.ALERT_SNAPSHOT if snapshot_path else DeliveryKind.ALERT_STATE
             )
             return alert
 
@@ -309,7 +311,7 @@ class Store:
             alert.cleared_at = at
             if alert.status is AlertStatus.NEW:
                 alert.status = AlertStatus.CLEARED
-            self._queue_edits(s, alert, DeliveryKind.ALERT_CAPTION)
+            self._queue_edits(s, alert, DeliveryKind.ALERT_STATE)
             return alert
 
     def clear_stale_alerts(self, at: datetime) -> int:
@@ -324,7 +326,7 @@ class Store:
                 alert.cleared_at = at
                 if alert.status is AlertStatus.NEW:
                     alert.status = AlertStatus.CLEARED
-                self._queue_edits(s, alert, DeliveryKind.ALERT_CAPTION)
+                self._queue_edits(s, alert, DeliveryKind.ALERT_STATE)
             return len(stale)
 
     def set_alert_status(self, alert_id: int, status: AlertStatus, user_id: int) -> Alert:
@@ -332,7 +334,7 @@ class Store:
         with self._tx() as s:
             alert = self._alert(s, alert_id)
             alert.status, alert.acted_by, alert.acted_at = status, user_id, utcnow()
-            self._queue_edits(s, alert, DeliveryKind.ALERT_CAPTION)
+            self._queue_edits(s, alert, DeliveryKind.ALERT_STATE)
             return alert
 
     @staticmethod
@@ -344,31 +346,32 @@ class Store:
 
     @staticmethod
     def _queue_edits(s: Session, alert: Alert, kind: DeliveryKind) -> None:
-        """One edit per chat that got (or will get) the alert's photo.
+        """One update per recipient that got (or will get) the alert, in each channel.
 
-        Edits render the alert as it is when sent, so a pending edit already covers
-        any later change: queue a new one only where none is waiting. A pending photo
-        edit also rewrites the caption, so it covers a caption edit too.
+        Updates render the alert as it is when sent, so a pending update already covers
+        any later change: queue a new one only where none is waiting. A pending snapshot
+        update also shows the state, so it covers a state update too.
         """
-        covering = [kind, DeliveryKind.ALERT_PHOTO]
-        chats = s.scalars(
-            select(Delivery.chat_id).where(
+        covering = [kind, DeliveryKind.ALERT_SNAPSHOT]
+        recipients = s.execute(
+            select(Delivery.channel, Delivery.chat_id).where(
                 Delivery.alert_id == alert.id,
                 Delivery.kind == DeliveryKind.ALERT,
                 Delivery.status != DeliveryStatus.FAILED,
             )
         ).all()
         waiting = set(
-            s.scalars(
-                select(Delivery.chat_id).where(
+            s.execute(
+                select(Delivery.channel, Delivery.chat_id).where(
                     Delivery.alert_id == alert.id,
                     Delivery.kind.in_(covering),
                     Delivery.status == DeliveryStatus.PENDING,
                 )
-            )
+            ).all()
         )
         s.add_all(
-            Delivery(alert_id=alert.id, chat_id=c, kind=kind) for c in chats if c not in waiting
+            Delivery(alert_id=alert.id, channel=channel, chat_id=c, kind=kind)
+            for channel, c in recipients if (channel, c) not in waiting
         )
 
     def get_alert(self, alert_id: int) -> Alert | None:
@@ -401,22 +404,24 @@ class Store:
 
     def queue_text(self, chat_ids: Iterable[int], text: str) -> list[Delivery]:
         with self._tx() as s:
-            rows = [Delivery(chat_id=c, kind=DeliveryKind.TEXT, text=text) for c in chat_ids]
+            rows = [Delivery(channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.TEXT, text=text) for c in chat_ids]
             s.add_all(rows)
             s.flush()
             return rows
 
-    def due_deliveries(self, now: datetime | None = None, limit: int = 50) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest first.
+    def due_deliveries(self, now: datetime | None = None, limit: int = 50,
+                       channel: str | None = None) -> list[Delivery]:
+        """Pending deliveries whose time has come, oldest first (of ``channel``, else of all).
 
-        Each chat receives its messages in the order they were queued: a delivery waiting
-        for a retry holds back the later ones of its chat (not those of other chats).
+        Each recipient receives its messages in the order they were queued: a delivery
+        waiting for a retry holds back the later ones of its recipient (not those of others).
         """
         now = now or utcnow()
         earlier = aliased(Delivery)
         held_back = (
             select(earlier.id)
             .where(
+                earlier.channel == Delivery.channel,
                 earlier.chat_id == Delivery.chat_id,
                 earlier.id < Delivery.id,
                 earlier.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
@@ -432,17 +437,18 @@ class Store:
                         Delivery.status == DeliveryStatus.PENDING,
                         Delivery.next_attempt_at <= now,
                         ~held_back,
+                        *_of_channel(channel),
                     )
                     .order_by(Delivery.id)
                     .limit(limit)
                 )
             )
 
-    def next_due_at(self) -> datetime | None:
+    def next_due_at(self, channel: str | None = None) -> datetime | None:
         with self._tx() as s:
             return s.scalar(
                 select(func.min(Delivery.next_attempt_at)).where(
-                    Delivery.status == DeliveryStatus.PENDING
+                    Delivery.status == DeliveryStatus.PENDING, *_of_channel(channel)
                 )
             )
 
@@ -463,7 +469,7 @@ class Store:
                 .where(Delivery.id == delivery_id)
                 .values(
                     status=DeliveryStatus.SENT,
-                    telegram_message_id=message_id,
+                    message_id=message_id,
                     sent_at=utcnow(),
                     last_error=None,
                 )
@@ -499,12 +505,13 @@ class Store:
             )
             return result.rowcount
 
-    def alert_message_id(self, alert_id: int, chat_id: int) -> int | None:
-        """The Telegram message that carries this alert in this chat, once sent."""
+    def alert_message_id(self, alert_id: int, chat_id: int, channel: str = CHAT_CHANNEL) -> int | None:
+        """The message that carries this alert to this recipient, once sent."""
         with self._tx() as s:
             return s.scalar(
-                select(Delivery.telegram_message_id).where(
+                select(Delivery.message_id).where(
                     Delivery.alert_id == alert_id,
+                    Delivery.channel == channel,
                     Delivery.chat_id == chat_id,
                     Delivery.kind == DeliveryKind.ALERT,
                     Delivery.status == DeliveryStatus.SENT,
@@ -573,3 +580,8 @@ class Store:
                 )
             )
             return len(ids), [row.snapshot_path for row in old if row.snapshot_path]
+
+
+def _of_channel(channel: str | None) -> list:
+    """The condition that keeps one channel's deliveries (none: every channel's)."""
+    return [] if channel is None else [Delivery.channel == channel]

@@ -1,11 +1,11 @@
-"""The per-camera loop: source -> detector -> tracker -> fire events -> callback.
+"""The per-camera loop: source -> detector -> tracker -> fire events -> sinks.
 
 ``Pipeline.run()`` processes frames in the calling thread (offline replay);
 ``start()`` / ``stop()`` run the same loop in a worker thread for the daemon (OpenCV and
-onnxruntime release the GIL). Events leave through one callback, called in the worker
-thread: the daemon hands them to its event loop thread-safely (e.g.
-``loop.call_soon_threadsafe``). The latest frame is kept so the daemon can ask for a
-fresh annotated picture (``snapshot()``) at any time.
+onnxruntime release the GIL). Events leave through the sinks (``vision.sinks``), in order,
+from the loop's post thread: the daemon's sinks hand them to its event loop thread-safely.
+The latest frame is kept so the daemon can ask for a fresh annotated picture
+(``snapshot()``) at any time.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +28,7 @@ from vision.annotate import annotate, encode_jpeg, raw_frame_path, snapshot_path
 from vision.detectors.base import StagedDetector
 from vision.events import CropClassifier, EventConfig, FireEvents
 from vision.health import HealthConfig, HealthMonitor, HealthState
+from vision.sinks import Sink, publish
 from vision.sources import Backoff, FrameSource, read_frames
 from vision.types import Detections, Event, FireEvent, Frame
 
@@ -76,7 +77,7 @@ class Pipeline:
         classifier: CropClassifier | None = None,
         health_config: HealthConfig | None = None,
         snapshot_dir: str | Path | None = None,
-        on_event: Callable[[Event], None] | None = None,
+        sinks: Sequence[Sink] = (),
         on_frame: Callable[[Frame, Detections], None] | None = None,
         backoff: Backoff | None = None,
         flush_at_end: bool = True,
@@ -92,7 +93,7 @@ class Pipeline:
         self.events = FireEvents(self.camera, detector.names, event_config, classifier)
         self.health = HealthMonitor(self.camera, health_config)
         self.snapshot_dir = Path(snapshot_dir) if snapshot_dir else None
-        self.on_event = on_event
+        self.sinks = list(sinks)
         self.on_frame = on_frame
         self.backoff = backoff
         self.flush_at_end = flush_at_end
@@ -151,11 +152,11 @@ class Pipeline:
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Process frames until the source ends or ``stop()``; events go to ``on_event``.
+        """Process frames until the source ends or ``stop()``; events go to the sinks.
 
         Three threads, each one stage, hand frames on in order through one-slot queues:
         feed (read, health, letterbox) -> infer (the model; this thread) -> post (decode,
-        tracker, events, snapshots, callbacks). The model then waits for nothing else: on
+        tracker, events, snapshots, sinks). The model then waits for nothing else: on
         two cores the pipeline runs at the bare model's rate. Every event leaves from the
         post thread, in frame order.
         """
@@ -260,12 +261,7 @@ class Pipeline:
 
     def _emit(self, event: Event) -> None:
         log.info("%s", event.to_json())
-        if self.on_event is None:
-            return
-        try:
-            self.on_event(event)
-        except Exception:  # a consumer's bug must not stop fire detection
-            log.exception("event consumer failed on %s", event)
+        publish(self.sinks, event)
 
 
 # -- stages -------------------------------------------------------------------------------------

@@ -40,6 +40,27 @@ class ReplaySummary:
     providers: list[str] = field(default_factory=list)
 
 
+class EventLog:
+    """A sink that counts events by kind and, given a path, writes each as one JSON line."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.counts: dict[str, int] = {"started": 0, "updated": 0, "cleared": 0, "health": 0}
+        self._file: IO[str] | None = None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def publish(self, event: Event) -> None:
+        self.counts[event.kind if isinstance(event, FireEvent) else "health"] += 1
+        if self._file is not None:
+            self._file.write(json.dumps(event.to_dict()) + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class _VideoOut:
     """Annotated frames into an mp4, opened on the first frame (its size is known then)."""
 
@@ -96,20 +117,9 @@ def replay(
 
         detector = Detector(model, conf_threshold=conf_threshold, threads=threads)
     frame_source = open_source(source, fps=fps, name=camera)
-    counts: dict[str, int] = {"started": 0, "updated": 0, "cleared": 0, "health": 0}
-    events_file: IO[str] | None = None
-    if events is not None:
-        Path(events).parent.mkdir(parents=True, exist_ok=True)
-        events_file = open(events, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    log_sink = EventLog(events)
     video: _VideoOut | None = None
     last_t = 0.0
-
-    def on_event(event: Event) -> None:
-        counts[event.kind if isinstance(event, FireEvent) else "health"] += 1
-        if events_file is not None:
-            events_file.write(json.dumps(event.to_dict()) + "\n")
-            events_file.flush()
-
     pipeline: Pipeline
 
     def on_frame(frame: Frame, tracked: Detections) -> None:
@@ -123,7 +133,7 @@ def replay(
     pipeline = Pipeline(
         frame_source, detector, camera=camera, tracker=tracker, event_config=event_config,
         classifier=classifier, health_config=health_config, snapshot_dir=snapshots,
-        on_event=on_event, on_frame=on_frame,
+        sinks=[log_sink], on_frame=on_frame,
     )
     started = time.monotonic()
     try:
@@ -131,8 +141,7 @@ def replay(
     except KeyboardInterrupt:  # a stream never ends: Ctrl-C stops it and still reports
         log.info("replay of %s interrupted after %d frames", source, pipeline.frames)
     finally:
-        if events_file is not None:
-            events_file.close()
+        log_sink.close()
         if video is not None:
             video.close()
     seconds = time.monotonic() - started
@@ -142,7 +151,7 @@ def replay(
         seconds=round(seconds, 3),
         source_seconds=round(last_t, 3),
         fps=round(pipeline.frames / seconds, 2) if seconds > 0 else 0.0,
-        events=counts,
+        events=log_sink.counts,
         events_path=str(events) if events is not None else None,
         video_path=str(out_video) if out_video is not None and video is not None else None,
         snapshots_dir=str(snapshots) if snapshots is not None else None,

@@ -46,7 +46,7 @@ def test_started_updated_cleared_make_one_alert_and_its_edits(store: Store) -> N
     assert a.status is AlertStatus.CLEARED and a.cleared_at is not None
     kinds = [(d.chat_id, d.kind) for d in store.deliveries(a.id)]
     assert kinds[:2] == [(11, DeliveryKind.ALERT), (-100, DeliveryKind.ALERT)]
-    assert sorted(k for _, k in kinds[2:]) == [DeliveryKind.ALERT_PHOTO] * 2  # covers the clear too
+    assert sorted(k for _, k in kinds[2:]) == [DeliveryKind.ALERT_SNAPSHOT] * 2  # covers the clear too
 
 
 def test_two_tracks_are_two_alerts(store: Store) -> None:
@@ -79,7 +79,7 @@ def test_a_restart_clears_alerts_left_open_and_ignores_their_old_tracks(store: S
     assert fresh.record(fire("updated")).alert_id is None  # track ids restart with the process
     (alert,), _ = store.recent_alerts()
     assert alert.status is AlertStatus.CLEARED
-    assert [d.kind for d in store.deliveries(alert.id)].count(DeliveryKind.ALERT_CAPTION) == 2
+    assert [d.kind for d in store.deliveries(alert.id)].count(DeliveryKind.ALERT_STATE) == 2
 
 
 def test_health_events_are_stored_and_pushed_when_armed(store: Store) -> None:
@@ -116,3 +116,26 @@ def test_history_arguments(args, expected) -> None:  # type: ignore[no-untyped-d
 def test_bad_history_arguments_are_refused(args) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         parse_history_args(args)
+
+
+def test_the_recorder_is_a_sink_of_the_pipeline(store: Store, tmp_path) -> None:
+    """Headless, the pipeline publishes straight to the recorder: each fire it confirms is
+    one alert with its first photos queued, closed when the fire is gone."""
+    from tests.support.data import FIRE2, fire_free_cctv, link_sequence
+    from tests.support.doubles import LabelDetector
+    from vision.events import EventConfig
+    from vision.pipeline import Pipeline
+    from vision.sinks import CallbackSink
+    from vision.sources import ImageFolderSource
+
+    images = FIRE2[:40] + fire_free_cctv(20)
+    seen: list = []
+    Pipeline(ImageFolderSource(link_sequence(tmp_path / "frames", images), fps=10), LabelDetector(images),
+             camera="yard", event_config=EventConfig(clear_after_s=1.0),
+             sinks=[AlertRecorder(store, can_push=True), CallbackSink(seen.append)]).run()
+    started = [e for e in seen if isinstance(e, FireEvent) and e.kind == "started"]
+    alerts, total = store.recent_alerts(limit=10)
+    assert total == len(started) > 0
+    assert all(a.camera == "yard" and a.cleared_at is not None for a in alerts)
+    first = [d for a in alerts for d in store.deliveries(a.id) if d.kind is DeliveryKind.ALERT]
+    assert sorted(d.chat_id for d in first) == sorted([11, -100] * total)

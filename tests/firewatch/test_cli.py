@@ -56,7 +56,7 @@ def test_console_script_is_installed() -> None:
 
 def test_db_upgrade_operators_and_history(env: dict[str, str]) -> None:
     runner = CliRunner()
-    assert "revision 0001" in runner.invoke(main, ["db", "upgrade"]).output
+    assert "revision 0002" in runner.invoke(main, ["db", "upgrade"]).output
     out = runner.invoke(main, ["operators", "add", "--user-id", "42", "--name", "Ann", "--admin"])
     assert out.exit_code == 0 and "Ann (42, admin)" in out.output
     listed = runner.invoke(main, ["operators", "list"]).output
@@ -118,4 +118,4 @@ def test_run_migrates_and_stops_cleanly_on_sigterm(env: dict[str, str], tmp_path
     assert "nothing will be pushed" in output
     from storage.db import current_revision
 
-    assert current_revision(f"sqlite:///{db}") == "0001"
+    assert current_revision(f"sqlite:///{db}") == "0002"

@@ -38,7 +38,7 @@ def _alert(store: Store, push: bool = True, track: int = 1, at: datetime = T0):
 
 
 def test_migrations_from_empty_to_head_are_idempotent(db_url: str) -> None:
-    assert current_revision(db_url) == "0001"
+    assert current_revision(db_url) == "0002"
     upgrade(db_url)  # a second run changes nothing and does not fail
     store = Store(db_url)
     tables = set(inspect(store.engine).get_table_names())
@@ -138,7 +138,7 @@ def test_alert_lifecycle_queues_one_photo_per_chat_then_edits(store: Store) -> N
     store.update_alert(alert.id, seen_at=T0 + timedelta(seconds=6), confidence=0.5)
     edits = [d for d in store.deliveries(alert.id) if d.kind is not DeliveryKind.ALERT]
     # one pending photo edit per chat covers the later caption-only change
-    assert [d.kind for d in edits] == [DeliveryKind.ALERT_PHOTO] * 2
+    assert [d.kind for d in edits] == [DeliveryKind.ALERT_SNAPSHOT] * 2
     assert store.get_alert(alert.id).peak_confidence == 0.9  # peaks never go down
 
     for d in edits:  # the edits go out
@@ -149,7 +149,7 @@ def test_alert_lifecycle_queues_one_photo_per_chat_then_edits(store: Store) -> N
     acked = store.set_alert_status(alert.id, AlertStatus.ACKNOWLEDGED, user_id=42)
     assert (acked.status, acked.acted_by) == (AlertStatus.ACKNOWLEDGED, 42)
     kinds = [d.kind for d in store.deliveries(alert.id)]
-    assert kinds.count(DeliveryKind.ALERT_CAPTION) == 2  # one per chat covers both changes
+    assert kinds.count(DeliveryKind.ALERT_STATE) == 2  # one per chat covers both changes
 
 
 def test_first_photo_cannot_be_queued_twice(store: Store) -> None:

@@ -27,6 +27,7 @@ from vision.annotate import annotate, snapshot_path
 from vision.events import EventConfig, FireEvents
 from vision.pipeline import Pipeline
 from vision.replay import replay
+from vision.sinks import CallbackSink
 from vision.sources import ImageFolderSource
 from vision.tracker import Tracker
 from vision.types import Detections, FireEvent, Frame, HealthEvent
@@ -219,7 +220,7 @@ def test_source_end_flushes_open_alerts(tmp_path):
     fire = [p for p in video_frames("fire2") if frame_no(p) <= 71]
     folder = link_sequence(tmp_path / "frames", fire)
     events = []
-    pipeline = Pipeline(ImageFolderSource(folder, fps=10), LabelDetector(fire), event_config=CONFIG, on_event=events.append)
+    pipeline = Pipeline(ImageFolderSource(folder, fps=10), LabelDetector(fire), event_config=CONFIG, sinks=[CallbackSink(events.append)])
     pipeline.run()
     kinds = [e.kind for e in events if isinstance(e, FireEvent) and e.kind != "updated"]
     assert kinds == ["started", "cleared"]
@@ -232,7 +233,7 @@ def test_pipeline_in_a_worker_thread_start_status_snapshot_stop(tmp_path):
     received: list = []
     pipeline = Pipeline(
         ImageFolderSource(folder, fps=25, realtime=True), LabelDetector(images * 3),
-        camera="yard", event_config=CONFIG, on_event=received.append, snapshot_dir=tmp_path / "snaps",
+        camera="yard", event_config=CONFIG, sinks=[CallbackSink(received.append)], snapshot_dir=tmp_path / "snaps",
     )
     assert pipeline.snapshot() is None
     pipeline.start()

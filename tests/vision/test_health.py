@@ -16,6 +16,7 @@ from tests.support.data import DATA
 from tests.support.fake_camera import FastCamera
 from vision.health import HealthConfig, HealthMonitor  # noqa: E402
 from vision.pipeline import Pipeline  # noqa: E402
+from vision.sinks import CallbackSink  # noqa: E402
 from vision.sources import Backoff, CaptureSource, ImageFolderSource  # noqa: E402
 from vision.types import Detections, Frame, HealthEvent  # noqa: E402
 
@@ -40,7 +41,7 @@ def play(folder: Path, images: list[Path], config: HealthConfig) -> list[HealthE
     for i, image in enumerate(images):
         (folder / f"{i:04d}.jpg").symlink_to(image)
     events: list = []
-    Pipeline(ImageFolderSource(folder, fps=10), NoDetections(), health_config=config, on_event=events.append).run()
+    Pipeline(ImageFolderSource(folder, fps=10), NoDetections(), health_config=config, sinks=[CallbackSink(events.append)]).run()
     return events
 
 
@@ -84,7 +85,7 @@ def test_lost_camera_is_reported_retried_and_back():
     got_frames = threading.Event()
     pipeline = Pipeline(
         CaptureSource(camera.open, name="porch", live=True), NoDetections(),
-        on_event=events.append, backoff=Backoff(0.01, 2, 0.05),
+        sinks=[CallbackSink(events.append)], backoff=Backoff(0.01, 2, 0.05),
         on_frame=lambda frame, dets: got_frames.set() if frame.index >= 20 else None,
     )
     pipeline.start()

@@ -18,6 +18,7 @@ from tests.support.data import FIRE2, SHIPPED_DETECTOR, folder_of
 from tests.support.doubles import FailingAt, PassThroughTracker
 from vision.detectors import Detector
 from vision.pipeline import Pipeline
+from vision.sinks import CallbackSink
 from vision.sources import ImageFolderSource
 from vision.types import Detections, FireEvent, Frame
 
@@ -117,7 +118,7 @@ def test_events_leave_from_the_post_thread_in_frame_order(tmp_path, detector):
     frames: list[Frame] = []
     pipeline = Pipeline(
         ImageFolderSource(folder_of(tmp_path, FIRE2), fps=10), detector, camera="yard",
-        on_event=collect, on_frame=lambda frame, _: frames.append(frame),
+        sinks=[CallbackSink(collect)], on_frame=lambda frame, _: frames.append(frame),
     )
     pipeline.run()
     fire = [e for _, e in events if isinstance(e, FireEvent)]
