@@ -15,7 +15,7 @@ import numpy as np
 
 from bot.render import local_time
 from storage import Store
-from vision.faces import FaceEncoder, FaceStatus, encoding_from_bytes, face_distance, photo_hash
+from vision.faces import FaceEncoder, FaceStatus, best_match, encoding_from_bytes, photo_hash
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,10 @@ class SelfieGate:
         if result.status is not FaceStatus.OK or result.encoding is None:
             return self._fail(user_id, action, result.status.value, result.message, photo_hash=digest)
 
-        known = np.stack([encoding_from_bytes(t) for t in templates])
-        distance = float(face_distance(known, result.encoding).min())
-        if distance > self.threshold:
+        match = best_match(np.stack([encoding_from_bytes(t) for t in templates]), result.encoding,
+                           threshold=self.threshold)
+        distance = match.distance
+        if not match.accepted:
             return self._fail(user_id, action, "face does not match",
                               "Your face does not match your enrolment. Try again in good light.",
                               distance=distance, photo_hash=digest)

@@ -24,7 +24,9 @@ from torch import nn
 
 from training import compress_classifier, onnx_tools
 from training.classifier_data import CropSet, load_or_derive
-from vision.classifier import CONTEXT_MARGIN, LABELS, MIN_WINDOW, START_FIRE_MAX_AREA
+from vision.classifier import LABELS
+from vision.crops import CONTEXT_MARGIN, MIN_WINDOW
+from vision.types import START_FIRE_MAX_AREA
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Rule (also in models/fire-classifier.md):
 
-- Every crop of a box is taken the way the pipeline takes it: :func:`vision.classifier.context_crop`
+- Every crop of a box is taken the way the pipeline takes it: :func:`vision.crops.context_crop`
   (box + 50 % margin, at least 0.3 x the frame's geometric-mean side, square), resized to S x S.
 - Images with fire boxes (``fire/``): the whole frame is ``start-fire`` if its largest fire box
   covers < 2 % of the frame, else ``fire``. Box crops: in a frame whose fire is all small,
@@ -34,10 +34,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vision.classifier import LABELS, START_FIRE_MAX_AREA, context_window
-from vision.crops import context_crop
+from vision.classifier import LABELS
+from vision.crops import context_crop, context_window
 from vision.detectors import Detector
 from vision.geometry import box_iou
+from vision.types import START_FIRE_MAX_AREA
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Fire / start-fire / no-fire classifier at run time (onnxruntime only, no torch).
 
-The pipeline grades a confirmed detection by cropping its box with :func:`context_crop`
+The pipeline grades a confirmed detection by cropping its box with ``vision.crops.context_crop``
 (the same rule the training crops were made with) and calling :meth:`FireClassifier.classify`.
 The ONNX file has two outputs: ``logits`` (N, 3) and ``features`` (N, C, h, w), the last
 feature map before global-average pooling; the linear head's weights sit in the model's
@@ -18,13 +18,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from vision.crops import CONTEXT_MARGIN, MIN_WINDOW, context_crop, context_window  # noqa: F401
-
 log = logging.getLogger(__name__)
 
 LABELS = ("fire", "start-fire", "no-fire")
-# A fire box covering less than this fraction of the frame is a starting fire.
-START_FIRE_MAX_AREA = 0.02
 
 
 @dataclass(frozen=True)

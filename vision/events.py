@@ -31,7 +31,7 @@ import numpy as np
 
 from vision.crops import context_crop
 from vision.geometry import box_iou
-from vision.types import Detections, FireEvent, Frame, Severity
+from vision.types import START_FIRE_MAX_AREA, Detections, FireEvent, Frame, Severity
 
 _RANK: dict[Severity | None, int] = {None: 0, "start-fire": 1, "fire": 2}
 
@@ -53,7 +53,7 @@ class EventConfig:
     confirm_window: int = 5
     clear_after_s: float = 10.0
     growth_factor: float = 1.5
-    start_fire_fraction: float = 0.02
+    start_fire_fraction: float = START_FIRE_MAX_AREA
     spread_factor: float = 2.0
     veto_confidence: float = 0.9  # p(no-fire) that vetoes a track: see models/fire-classifier.md
     classify_every_s: float = 2.0

@@ -1,9 +1,8 @@
 """Stable track ids for detections: ByteTrack from Roboflow's ``trackers`` (Apache-2.0).
 
-We first used ultralytics' ByteTrack, but importing it pulls in torch (535 MB RSS on its
-own, over the daemon's whole 400 MB budget) and ultralytics is AGPL; ``trackers`` is a
-numpy/scipy implementation of the same algorithm (~130 MB with its dependencies).
-Kept behind the one small ``Tracker`` class so that the implementation can be swapped.
+``trackers`` is numpy/scipy (~130 MB with its dependencies): a ByteTrack that needs torch
+would cost 535 MB of RSS on its own, over the daemon's whole 400 MB budget. The one small
+``Tracker`` class keeps the implementation swappable.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ from typing import Literal
 import numpy as np
 
 Severity = Literal["start-fire", "fire"]
+# A fire box under this fraction of the frame is a starting fire: the one line between the
+# severities, for the classifier's training labels and for grading by box size alike.
+START_FIRE_MAX_AREA = 0.02
 FireEventKind = Literal["started", "updated", "cleared"]
 HealthKind = Literal["lost", "back", "frozen", "black"]
 

@@ -10,21 +10,19 @@ import cv2
 import numpy as np
 import pytest
 
-pytest.importorskip("ultralytics", reason="the pipeline's tracker needs the train extra (ultralytics)")
-
-from tests.support.data import DATA
+from tests.support.data import DATA, FIRE2
 from tests.support.fake_camera import FastCamera
-from vision.health import HealthConfig, HealthMonitor  # noqa: E402
-from vision.pipeline import Pipeline  # noqa: E402
-from vision.sinks import CallbackSink  # noqa: E402
-from vision.sources import Backoff, CaptureSource, ImageFolderSource  # noqa: E402
-from vision.types import Detections, Frame, HealthEvent  # noqa: E402
+from vision.health import HealthConfig, HealthMonitor
+from vision.pipeline import Pipeline
+from vision.sinks import CallbackSink
+from vision.sources import Backoff, CaptureSource, ImageFolderSource
+from vision.types import Detections, Frame, HealthEvent
 
 TRAIN = DATA / "fire" / "images" / "train"
 
 
 def fire2() -> list[Path]:
-    return sorted(TRAIN.glob("rf__fire2_mp4-*.jpg"), key=lambda p: int(p.name.split("-")[1].split("_")[0]))
+    return list(FIRE2)
 
 
 class NoDetections:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.data import DATA
+from tests.support.data import DATA, FIRE2
 from tests.support.fake_camera import FastCamera, FlakyCamera
 from vision.sources import (
     Backoff,
@@ -27,8 +27,7 @@ TRAIN = DATA / "fire" / "images" / "train"
 
 
 def fire2(n: int) -> list[Path]:
-    frames = sorted(TRAIN.glob("rf__fire2_mp4-*.jpg"), key=lambda p: int(p.name.split("-")[1].split("_")[0]))
-    return frames[:n]
+    return FIRE2[:n]
 
 
 def test_folder_plays_in_natural_order_at_fps_and_ends(tmp_path):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import sys
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.support.data import DATA, REPO
+from tests.support.data import DATA, FIRE2, REPO
 from vision.types import Detections
 
 FIRE = DATA / "fire"
@@ -49,10 +48,7 @@ def test_smoke_never_continues_a_fire_track():
 def test_track_id_is_stable_while_the_fire_is_in_view():
     from vision.tracker import Tracker
 
-    frames = sorted(
-        (FIRE / "images" / "train").glob("rf__fire2_mp4-*.jpg"),
-        key=lambda p: int(re.search(r"_mp4-(\d+)_", p.name).group(1)),
-    )
+    frames = FIRE2
     rng = np.random.default_rng(1)
     tracker = Tracker()
     ids: list[int] = []
