@@ -28,8 +28,10 @@ async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     if svc.pipeline is None:
         return
-    state = context.bot_data.setdefault("heartbeat", {"frames": -1, "since": time.monotonic(), "warned": False})
     status = svc.pipeline.status()
+    # Per camera: each pipeline stalls, and recovers, on its own.
+    state = context.bot_data.setdefault("heartbeat", {}).setdefault(
+        status.camera, {"frames": -1, "since": time.monotonic(), "warned": False})
     frames = status.frames
     if not status.running and status.error is None and frames > 0:
         return  # a video file or image folder that played to its end is done, not stalled
