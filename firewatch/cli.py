@@ -292,6 +292,7 @@ BENCHMARKS = {
     "memory": "bench.memory",
     "bot": "bench.bot_mode",
     "operating-point": "bench.operating_point",
+    "video": "bench.video",
 }
 
 
@@ -310,6 +311,7 @@ def bench(name: str, args: tuple[str, ...]) -> None:
     memory      peak RSS of `firewatch run` over a replay
     bot         the same in bot mode (fake Bot API), and alert -> sendPhoto latency
     operating-point  threshold x confirmation x veto: fire clips alerted, delay, false alerts/h
+    video       every shared clip and fire/ sequence: seconds from onset to alert, starts on fire-free clips
     """
     module = importlib.import_module(BENCHMARKS[name])
     module.cli(list(args), prog=f"firewatch bench {name}")

@@ -66,7 +66,7 @@ def test_gpu_job_trains_and_exports_on_cpu(bundle: Path, tmp_path: Path) -> None
     assert saved["model"].yaml["backbone"][0][2] == "TorchVision"
     assert next(saved["model"].parameters()).dtype == torch.float16
 
-    from vision.detector import Detector
+    from vision.detectors import Detector
 
     detector = Detector(out / "fire-detector.onnx", conf_threshold=0.0)
     assert set(detector.names.values()) == {"fire", "smoke"}

@@ -1,0 +1,194 @@
+"""How fast real fires are alerted, and whether fire-free footage raises any alert.
+
+Every clip in ``$FIREWATCH_DATA/videos`` (``labels.csv`` gives the frame where a flame
+first shows, or marks the clip fire-free) and the fire sequences inside ``fire/`` (the
+``rf__<video>_mp4-<n>`` frames of one CCTV video, onset = the first labelled frame) are
+played at their frame rate through the daemon's own pipeline and settings. For each
+fire clip: seconds of video from the onset to the first ``started`` event (negative when
+the alert came before the flame showed), or "missed"; for each fire-free clip: how many
+alerts started. Sequences of ``fire/`` train are left out unless asked for: the detector
+has seen them.
+
+    firewatch bench video [--model M] [--conf 0.25] [--splits val] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.pipeline import daemon_detection, find_sequences, link_folder
+from firewatch.paths import SHIPPED_DETECTOR, data_root
+
+SEQUENCE_FPS = 10.0  # the fire/ sequences are stills of CCTV videos, played as the daemon would see 10 FPS
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One replayable piece of footage: a video file or an ordered list of frames."""
+
+    name: str
+    set: str  # "videos", "fire/val" or "fire/train"
+    frames: tuple[Path, ...]
+    fps: float | None
+    onset_frame: int | None  # None: fire-free
+
+    @property
+    def fire_free(self) -> bool:
+        return self.onset_frame is None
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    clip: str
+    set: str
+    frames: int
+    onset_frame: int | None
+    first_alert_frame: int | None
+    first_alert_class: str | None
+    delay_s: float | None
+    alerts: int
+    ms_per_frame: float
+
+    @property
+    def missed(self) -> bool:
+        return self.onset_frame is not None and self.first_alert_frame is None
+
+
+def video_clips(root: Path) -> list[Clip]:
+    """The clips of ``videos/labels.csv``."""
+    folder = root / "videos"
+    clips = []
+    with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            onset = None if row["fire_free"] == "1" else int(row["fire_onset_frame"])
+            clips.append(Clip(Path(row["file"]).stem, "videos", (folder / row["file"],), float(row["fps"]), onset))
+    return clips
+
+
+def sequence_clips(root: Path, splits: Sequence[str] = ("val",)) -> list[Clip]:
+    """The labelled CCTV sequences of ``fire/`` (those with fire in some frame)."""
+    clips = []
+    for split in splits:
+        for seq in find_sequences(root / "fire" / "images" / split, with_class=None):
+            onset = seq.first_with({0, 1})
+            if onset is not None:
+                clips.append(Clip(seq.name.split("/", 1)[1], f"fire/{split}", seq.frames, SEQUENCE_FPS, onset))
+    return clips
+
+
+def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1, work: Path) -> ClipResult:
+    """Replay ``clip`` through the pipeline with the daemon's settings; when did it alert?"""
+    from firewatch.wiring import load_classifier
+    from vision.detectors import Detector
+    from vision.replay import replay
+
+    settings = daemon_detection()
+    detector = Detector(model, conf_threshold=settings.conf_threshold if conf is None else conf,
+                        iou_threshold=settings.iou_threshold, threads=threads)
+    if len(clip.frames) == 1:
+        source, fps = clip.frames[0], None
+    else:
+        source, fps = link_folder(clip.frames, work / clip.name), clip.fps
+    events_path = work / f"{clip.name}.jsonl"
+    summary = replay(source, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
+                     event_config=settings.event_config, classifier=load_classifier(settings.classifier_model))
+    events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
+    started = [e for e in events if e.get("event") == "started"]
+    first = started[0] if started else None
+    frame_fps = clip.fps or 10.0
+    delay = None
+    if first is not None and clip.onset_frame is not None:
+        delay = round((first["frame"] - clip.onset_frame) / frame_fps, 2)
+    return ClipResult(
+        clip.name, clip.set, summary.frames, clip.onset_frame,
+        None if first is None else first["frame"], None if first is None else first["class"],
+        delay, len(started), round(1000 * summary.seconds / max(summary.frames, 1), 1),
+    )
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    fire_clips: int
+    alerted: int
+    within_1s: int
+    median_delay_s: float | None
+    worst_delay_s: float | None
+    fire_free_clips: int
+    fire_free_alerts: int
+
+
+def summarize(results: Sequence[ClipResult]) -> VideoSummary:
+    fire = [r for r in results if r.onset_frame is not None]
+    delays = [r.delay_s for r in fire if r.delay_s is not None]
+    free = [r for r in results if r.onset_frame is None]
+    return VideoSummary(
+        fire_clips=len(fire),
+        alerted=len(delays),
+        within_1s=sum(d <= 1.0 for d in delays),
+        median_delay_s=statistics.median(delays) if delays else None,
+        worst_delay_s=max(delays) if delays else None,
+        fire_free_clips=len(free),
+        fire_free_alerts=sum(r.alerts for r in free),
+    )
+
+
+def table(results: Sequence[ClipResult], summary: VideoSummary) -> str:
+    lines = [f"{'clip':<44} {'set':<10} {'frames':>6} {'onset':>5} {'alert':>5} {'class':<6} {'delay':>8} {'alerts':>6} {'ms/fr':>6}"]
+    for r in results:
+        delay = "missed" if r.missed else ("-" if r.delay_s is None else f"{r.delay_s:+.1f} s")
+        lines.append(
+            f"{r.clip[:44]:<44} {r.set:<10} {r.frames:6d} {'-' if r.onset_frame is None else r.onset_frame:>5} "
+            f"{'-' if r.first_alert_frame is None else r.first_alert_frame:>5} {r.first_alert_class or '-':<6} "
+            f"{delay:>8} {r.alerts:6d} {r.ms_per_frame:6.1f}"
+        )
+    s = summary
+    median = "-" if s.median_delay_s is None else f"{s.median_delay_s:+.1f} s"
+    worst = "-" if s.worst_delay_s is None else f"{s.worst_delay_s:+.1f} s"
+    lines.append(
+        f"fire clips alerted {s.alerted}/{s.fire_clips} ({s.within_1s} within 1 s; median {median}, worst {worst}); "
+        f"fire-free clips: {s.fire_free_alerts} alerts in {s.fire_free_clips}"
+    )
+    return "\n".join(lines)
+
+
+def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Sequence[str] = ("val",),
+        root: Path | None = None, names: Sequence[str] = ()) -> list[ClipResult]:
+    root = root or data_root()
+    clips = video_clips(root) + sequence_clips(root, splits)
+    if names:
+        clips = [c for c in clips if c.name in names]
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
+        return [play(clip, model=model, conf=conf, threads=threads, work=Path(tmp)) for clip in clips]
+
+
+def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR, help="detector ONNX (default: the shipped one)")
+    parser.add_argument("--conf", type=float, default=None, help="detection threshold (default: the daemon's)")
+    parser.add_argument("--threads", type=int, default=1, help="inference threads")
+    parser.add_argument("--splits", nargs="*", default=["val"], choices=["val", "train"],
+                        help="which fire/ splits' sequences to include (train: seen in training)")
+    parser.add_argument("--clip", action="append", default=[], help="only this clip (repeatable)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args(argv)
+    results = run(args.model, conf=args.conf, threads=args.threads, splits=args.splits, names=args.clip)
+    summary = summarize(results)
+    print(table(results, summary))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "model": str(args.model), "conf": args.conf, "summary": asdict(summary),
+            "clips": [asdict(r) | {"missed": r.missed} for r in results],
+        }, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -1,0 +1,61 @@
+"""The video benchmark: clips and onsets read from the shared data, replayed through the
+real pipeline with the shipped detector, delays counted in seconds of video."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.video import ClipResult, summarize, table, video_clips, sequence_clips
+from firewatch.paths import REPO_ROOT, data_root
+
+
+def test_clips_and_onsets_come_from_labels_csv() -> None:
+    clips = {c.name: c for c in video_clips(data_root())}
+    assert len(clips) == 6
+    assert {n for n, c in clips.items() if c.fire_free} == {
+        "intel__car-detection", "intel__one-by-one-person-detection", "intel__bottle-detection"}
+    assert clips["navid__fire1"].onset_frame == 15 and clips["navid__fire4"].onset_frame == 0
+    assert all(c.frames[0].is_file() for c in clips.values())
+
+
+def test_sequences_are_ordered_frames_of_one_video_with_a_labelled_onset() -> None:
+    clips = sequence_clips(data_root(), ["val"])
+    assert clips, "fire/val holds rf__ video sequences"
+    for clip in clips:
+        assert clip.set == "fire/val" and len(clip.frames) >= 8
+        assert all(f.name.startswith(clip.name) for f in clip.frames)
+        assert clip.onset_frame is not None and 0 <= clip.onset_frame < len(clip.frames)
+
+
+def test_summary_counts_delays_misses_and_fire_free_alerts() -> None:
+    results = [
+        ClipResult("a", "videos", 100, 10, 13, "fire", 0.3, 1, 20.0),
+        ClipResult("b", "videos", 100, 10, 40, "fire", 3.0, 2, 20.0),
+        ClipResult("c", "videos", 100, 10, None, None, None, 0, 20.0),
+        ClipResult("d", "videos", 100, None, 50, "smoke", None, 2, 20.0),
+    ]
+    s = summarize(results)
+    assert (s.fire_clips, s.alerted, s.within_1s, s.worst_delay_s, s.fire_free_alerts) == (3, 2, 1, 3.0, 2)
+    assert s.median_delay_s == 1.65
+    text = table(results, s)
+    assert "missed" in text and "alerted 2/3" in text
+
+
+def test_cli_replays_a_clip_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "video.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "firewatch.cli", "bench", "video", "--clip", "navid__fire4", "--json", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(out.read_text())
+    [clip] = report["clips"]
+    assert clip["clip"] == "navid__fire4" and clip["frames"] == 101
+    # A close-up fireplace in every frame: the shipped detector must alert on it.
+    assert clip["first_alert_frame"] is not None and clip["alerts"] >= 1
+    # The delay is the frames after onset at the clip's 10 FPS.
+    assert clip["delay_s"] == round((clip["first_alert_frame"] - clip["onset_frame"]) / 10, 2)
+    assert "navid__fire4" in done.stdout
