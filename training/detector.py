@@ -170,7 +170,9 @@ def train_detector(
                 set_schedule(run.last, schedule)
             log.info("resuming %s from %s", run.dir, run.last)
             model = _with_callbacks(YOLO(str(run.last)), hooks)
-            model.train(resume=True, data=data, workers=workers, device=device, trainer=trainer)
+            # The path, not True: ultralytics refuses resume=True for a checkpoint without
+            # optimizer state, which the committed slim copies lack on purpose.
+            model.train(resume=str(run.last), data=data, workers=workers, device=device, trainer=trainer)
             return run
         _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, batch=batch, workers=workers,
                    device=device, fraction=fraction, seed=seed, finetune_from=finetune_from, lr0=lr0,
@@ -210,11 +212,12 @@ def set_schedule(last: Path, epochs: int) -> None:
 
 
 def _stripped(last: Path) -> bool:
-    """True for the last.pt of a run that ended: ultralytics strips its optimizer, so
-    extending that run with ``--schedule`` has to start from the committed copy."""
+    """True for the last.pt of a run that ended: ultralytics strips its optimizer and
+    epoch, so extending that run with ``--schedule`` has to start from the committed copy."""
     import torch
 
-    return torch.load(last, map_location="cpu", weights_only=False).get("optimizer") is None
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    return ckpt.get("optimizer") is None and not ckpt.get(SLIM_KEY)
 
 
 class Paused(Exception):
@@ -285,11 +288,33 @@ def train_args(*, imgsz: int, batch: int, workers: int, device: str, fraction: f
     )
 
 
+# Marks a checkpoint written by ``slim_checkpoint``: resumable although it has no optimizer.
+SLIM_KEY = "firewatch_slim"
+
+
+def slim_checkpoint(last: Path, target: Path) -> Path:
+    """A resumable copy of ``last`` at a third of its size, to be committed.
+
+    It keeps the EMA weights in fp16, the epoch, the training arguments (so the learning-rate
+    schedule and the mosaic-free tail continue where they were) and the best fitness; it
+    drops the optimizer state and the raw (non-EMA) weights. A resume then starts the model
+    from the EMA weights and refills the optimizer's moments within a few dozen steps.
+    """
+    import torch
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    slim = {key: ckpt.get(key) for key in ("epoch", "best_fitness", "updates", "train_args", "train_metrics",
+                                              "date", "version", "license", "docs")}
+    slim |= {"model": None, "ema": ckpt.get("ema") or ckpt["model"], "optimizer": None, SLIM_KEY: True}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(slim, target)
+    return target
+
+
 def save_checkpoint(run: DetectorRun, to: Path = CHECKPOINTS) -> Path:
-    """Copy the run's last.pt and results.csv to ``to`` (committed between sessions)."""
+    """A slim copy of the run's last.pt, and its results.csv, in ``to`` (committed between sessions)."""
     to.mkdir(parents=True, exist_ok=True)
-    target = to / f"{run.dir.name}-last.pt"
-    shutil.copyfile(run.last, target)
+    target = slim_checkpoint(run.last, to / f"{run.dir.name}-last.pt")
     if (run.dir / "results.csv").exists():
         shutil.copyfile(run.dir / "results.csv", to / f"{run.dir.name}-results.csv")
     return target

@@ -36,7 +36,11 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
     from training.detector import restore_checkpoint, save_checkpoint
 
     saved = tmp_path / "checkpoints"
-    save_checkpoint(run, saved)
+    copy = save_checkpoint(run, saved)
+    # Committed copies are slim: EMA weights and schedule, no optimizer state.
+    slim = torch.load(copy, map_location="cpu", weights_only=False)
+    assert slim["optimizer"] is None and slim["epoch"] == 0 and slim["ema"] is not None
+    assert copy.stat().st_size < 0.6 * run.last.stat().st_size
     shutil.rmtree(runs)
     assert restore_checkpoint(run, saved) and run.last.is_file()
 
@@ -48,8 +52,8 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
     train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=2,
                    checkpoint_dir=saved)
     assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 3  # epoch 2 added, no 3rd
-    # The ended run's own last.pt has no optimizer left; lengthening it again resumes from
-    # the committed copy, which still has one.
+    # The ended run's own last.pt has lost its epoch; lengthening it again resumes from
+    # the committed copy, which still has it.
     train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=3,
                    checkpoint_dir=saved)
     assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 4
