@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,12 +46,16 @@ class DetectorRun:
     scale: str
     runs_dir: Path = RUNS
     imgsz: int = 320
+    # Tells apart runs of one scale and size, e.g. "ft" for a fine-tune that starts from
+    # another run's weights while that run's folder stays where it is.
+    variant: str = ""
 
     @property
     def dir(self) -> Path:
         # Runs at the default input size keep the plain name their checkpoints were committed under.
         suffix = "" if self.imgsz == 320 else f"-{self.imgsz}"
-        return self.runs_dir / f"fire-detector-{self.scale}{suffix}"
+        variant = f"-{self.variant}" if self.variant else ""
+        return self.runs_dir / f"fire-detector-{self.scale}{suffix}{variant}"
 
     @property
     def last(self) -> Path:
@@ -133,6 +136,7 @@ def train_detector(
     lr0: float = 0.002,
     freeze: int | None = None,
     fire_only: Sequence[Path] = (),
+    variant: str = "",
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -147,12 +151,13 @@ def train_detector(
     from those weights instead of from scratch: a short warm restart at ``lr0``, e.g. to
     carry a 320 px model to a larger input where small fires cover more pixels.
     ``freeze`` keeps the first that many layers fixed (1 = the whole Lite0 backbone).
+    ``variant`` names a separate run of the same scale and size (see ``DetectorRun``).
     ``fire_only`` adds datasets whose smoke is not labelled (see ``data_yaml``); the Lite0
     runs train with ``training.smoke_mask``'s trainer, which keeps their smoke out of the loss.
     """
     YOLO = ultralytics_yolo()
 
-    run = DetectorRun(scale, Path(runs_dir), imgsz)
+    run = DetectorRun(scale, Path(runs_dir), imgsz, variant)
     hooks = list((callbacks or {}).items())
     if checkpoint_dir is not None:
         hooks.insert(0, ("on_model_save", lambda trainer: save_checkpoint(run, checkpoint_dir)))
@@ -385,7 +390,7 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
 
     logging.basicConfig(level=logging.INFO)
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=os.path.join(os.environ.get("FIREWATCH_DATA", "../shared/data"), "fire"))
+    parser.add_argument("--data", type=Path, default=None, help="YOLO dataset (default: $FIREWATCH_DATA/fire)")
     parser.add_argument("--scale", default="p", choices=SCALES)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--resume", action="store_true")
@@ -395,10 +400,13 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--finetune-from", type=Path, default=None)
     parser.add_argument("--lr0", type=float, default=0.002)
     parser.add_argument("--freeze", type=int, default=None)
+    parser.add_argument("--variant", default="", help="a separate run of the same scale and size, e.g. ft")
     parser.add_argument("--fire-only", type=Path, action="append", default=[],
                         help="a YOLO folder whose smoke is not labelled (e.g. $FIREWATCH_DATA/fire-extra); repeatable")
     args = parser.parse_args()
-    train_detector(Path(args.data), scale=args.scale, epochs=args.epochs, resume=args.resume,
+    from firewatch.paths import data_root
+
+    train_detector(args.data or data_root() / "fire", scale=args.scale, epochs=args.epochs, resume=args.resume,
                    checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule,
                    imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
-                   freeze=args.freeze, fire_only=args.fire_only)
+                   freeze=args.freeze, fire_only=args.fire_only, variant=args.variant)
