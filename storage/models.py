@@ -239,3 +239,30 @@ class Snooze(Base):
     camera: Mapped[str] = mapped_column(String(128), primary_key=True)
     until: Mapped[datetime] = mapped_column(UTCDateTime)
     by_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, default=utcnow)
+    # The alert whose button started it: its messages show the snooze and its end.
+    alert_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AlertActionKind(str, enum.Enum):
+    """What someone did about an alert; kept as a history so that no press hides another."""
+
+    ACKNOWLEDGED = "acknowledged"
+    FALSE_ALARM = "false-alarm"
+    REAL_FIRE = "real-fire"  # a false alarm taken back
+    SNOOZED = "snoozed"
+    SNOOZE_ENDED = "snooze-ended"
+
+
+class AlertAction(Base):
+    """One action on an alert: who (None: the system), what, when."""
+
+    __tablename__ = "alert_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # A plain string, not a CHECK-constrained enum: new actions need no migration.
+    action: Mapped[str] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(Text, default="")

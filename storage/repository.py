@@ -17,6 +17,8 @@ from storage.db import create_db_engine
 from storage.models import (
     CHAT_CHANNEL,
     Alert,
+    AlertAction,
+    AlertActionKind,
     AlertStatus,
     ArmAudit,
     ArmState,
@@ -178,6 +180,8 @@ class Store:
             row = self._arm_row(s)
             row.armed, row.changed_by, row.changed_at = armed, user_id, utcnow()
             row.rearm_at = None if armed else rearm_at
+            if armed:  # a fire that burns on while the system was disarmed is news now
+                self._push_open(s)
             s.add(
                 ArmAudit(
                     telegram_user_id=user_id,
@@ -271,11 +275,7 @@ class Store:
             s.add(alert)
             s.flush()
             if push:
-                chats = s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id))
-                s.add_all(
-                    Delivery(alert_id=alert.id, channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.ALERT)
-                    for c in chats
-                )
+                self._queue_first_messages(s, [alert])
             return alert
 
     def update_alert(
@@ -329,13 +329,51 @@ class Store:
                 self._queue_edits(s, alert, DeliveryKind.ALERT_STATE)
             return len(stale)
 
-    def set_alert_status(self, alert_id: int, status: AlertStatus, user_id: int) -> Alert:
-        """Record an operator's button press and refresh every chat's copy."""
+    def set_alert_status(self, alert_id: int, status: AlertStatus, user_id: int,
+                         action: AlertActionKind | None = None) -> Alert:
+        """Record an operator's button press in the alert's history and refresh every
+        chat's copy. ``action`` defaults to the one the status names."""
         with self._tx() as s:
             alert = self._alert(s, alert_id)
             alert.status, alert.acted_by, alert.acted_at = status, user_id, utcnow()
+            s.add(AlertAction(alert_id=alert_id, user_id=user_id, at=alert.acted_at,
+                              action=(action or AlertActionKind(status.value)).value))
             self._queue_edits(s, alert, DeliveryKind.ALERT_STATE)
             return alert
+
+    def alert_actions(self, alert_id: int) -> list[AlertAction]:
+        """What was done about the alert, oldest first."""
+        with self._tx() as s:
+            return list(s.scalars(select(AlertAction).where(AlertAction.alert_id == alert_id)
+                                  .order_by(AlertAction.at, AlertAction.id)))
+
+    def open_alerts(self) -> list[Alert]:
+        """Alerts not cleared yet (at start: those the last run left open), oldest first."""
+        with self._tx() as s:
+            return list(s.scalars(select(Alert).where(Alert.cleared_at.is_(None)).order_by(Alert.id)))
+
+    @staticmethod
+    def _push_open(s: Session, camera: str | None = None) -> list[int]:
+        """Queue the first messages of open alerts that were recorded without them
+        (disarmed, snoozed), except on cameras still snoozed."""
+        now = utcnow()
+        snoozed = select(Snooze.camera).where(Snooze.until > now)
+        query = select(Alert).where(Alert.cleared_at.is_(None), Alert.pushed.is_(False),
+                                    Alert.camera.not_in(snoozed))
+        if camera is not None:
+            query = query.where(Alert.camera == camera)
+        alerts = s.scalars(query.order_by(Alert.id)).all()
+        for alert in alerts:
+            alert.pushed = True
+        Store._queue_first_messages(s, alerts)
+        return [a.id for a in alerts]
+
+    @staticmethod
+    def _queue_first_messages(s: Session, alerts: Iterable[Alert]) -> None:
+        """The message that carries each alert, to every active chat."""
+        chats = list(s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id)))
+        s.add_all(Delivery(alert_id=a.id, channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.ALERT)
+                  for a in alerts for c in chats)
 
     @staticmethod
     def _alert(s: Session, alert_id: int) -> Alert:
@@ -408,6 +446,12 @@ class Store:
             s.add_all(rows)
             s.flush()
             return rows
+
+    @staticmethod
+    def _queue_text(s: Session, text: str) -> None:
+        """``text`` to every active chat, in the caller's transaction."""
+        chats = s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id))
+        s.add_all(Delivery(channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.TEXT, text=text) for c in chats)
 
     def due_deliveries(self, now: datetime | None = None, limit: int = 50,
                        channel: str | None = None) -> list[Delivery]:
@@ -542,13 +586,50 @@ class Store:
                 query = query.where(CameraEvent.camera == camera)
             return list(s.scalars(query))
 
-    def snooze(self, camera: str, until: datetime, user_id: int | None) -> None:
+    def snooze(self, camera: str, until: datetime, user_id: int | None, *,
+               alert_id: int | None = None, notice: str | None = None) -> Snooze:
+        """Silence a camera until ``until``: the alert it was pressed on records it and its
+        messages are refreshed, and ``notice`` goes to every chat, all in one transaction."""
         with self._tx() as s:
             row = s.get(Snooze, camera)
             if row is None:
-                s.add(Snooze(camera=camera, until=until, by_user_id=user_id))
-            else:
-                row.until, row.by_user_id = until, user_id
+                row = Snooze(camera=camera)
+                s.add(row)
+            row.until, row.by_user_id, row.at, row.alert_id = until, user_id, utcnow(), alert_id
+            if alert_id is not None:
+                alert = self._alert(s, alert_id)
+                s.add(AlertAction(alert_id=alert_id, user_id=user_id, action=AlertActionKind.SNOOZED.value,
+                                  detail=until.isoformat()))
+                self._queue_edits(s, alert, DeliveryKind.ALERT_STATE)
+            if notice:
+                self._queue_text(s, notice)
+            s.flush()
+            return row
+
+    def end_snooze(self, camera: str, user_id: int | None, *, notice: str | None = None) -> Snooze | None:
+        """End a camera's snooze (early, or its time is up): its alert records the end, the
+        fires it kept quiet that still burn are pushed when armed, and ``notice`` goes to
+        every chat. None if the camera was not snoozed."""
+        with self._tx() as s:
+            row = s.get(Snooze, camera)
+            if row is None:
+                return None
+            s.delete(row)
+            s.flush()
+            if row.alert_id is not None and s.get(Alert, row.alert_id) is not None:
+                s.add(AlertAction(alert_id=row.alert_id, user_id=user_id,
+                                  action=AlertActionKind.SNOOZE_ENDED.value))
+                self._queue_edits(s, self._alert(s, row.alert_id), DeliveryKind.ALERT_STATE)
+            if self._arm_row(s).armed:
+                self._push_open(s, camera)
+            if notice:
+                self._queue_text(s, notice)
+            return row
+
+    def snoozes(self) -> list[Snooze]:
+        """Every snooze row, running or run out (a job ends those), by camera."""
+        with self._tx() as s:
+            return list(s.scalars(select(Snooze).order_by(Snooze.camera)))
 
     def snoozed_until(self, camera: str, now: datetime | None = None) -> datetime | None:
         with self._tx() as s:
