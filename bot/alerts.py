@@ -25,6 +25,15 @@ HEALTH_TEXT = {
 }
 
 
+def normalised_box(event: FireEvent) -> list[float] | None:
+    """The event's box as fractions of its frame (what "Ignore this area" makes a zone of)."""
+    if event.frame_size is None:
+        return None
+    w, h = event.frame_size
+    x1, y1, x2, y2 = event.box
+    return [round(min(max(v, 0.0), 1.0), 4) for v in (x1 / w, y1 / h, x2 / w, y2 / h)]
+
+
 @dataclass
 class RecordResult:
     alert_id: int | None = None
@@ -59,7 +68,7 @@ class AlertRecorder:
             alert = self.store.record_alert(
                 camera=e.camera, track_id=e.track_id, class_name=e.class_name,
                 severity=e.severity, confidence=e.confidence, area=e.area_fraction,
-                snapshot_path=e.snapshot, seen_at=at, push=push,
+                snapshot_path=e.snapshot, seen_at=at, push=push, box=normalised_box(e),
             )
             self._open[key] = alert.id
             log.info("alert #%d started: %s%s on %s (pushed: %s)", alert.id, e.class_name,
@@ -72,7 +81,7 @@ class AlertRecorder:
         if e.kind == "updated":
             self.store.update_alert(alert_id, seen_at=at, severity=e.severity,
                                     confidence=e.confidence, area=e.area_fraction,
-                                    snapshot_path=e.snapshot)
+                                    snapshot_path=e.snapshot, box=normalised_box(e))
         else:
             self.store.clear_alert(alert_id, at)
             self._open.pop(key, None)

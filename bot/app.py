@@ -26,6 +26,7 @@ from bot.redaction import redact
 from bot.outbox import OutboxSender
 from bot.queries import COMMANDS, query_handlers
 from bot.services import Services
+from bot.zones import zone_handlers
 
 if TYPE_CHECKING:
     from vision.types import Event
@@ -106,6 +107,8 @@ def build_application(services: Services, bridge: EventBridge) -> Application:
     app.add_handler(enrolment_handler())
     for handler in query_handlers() + button_handlers():
         app.add_handler(handler)
+    for handler, group in zone_handlers():
+        app.add_handler(handler, group=group)
     from telegram.ext import CallbackQueryHandler, MessageHandler, filters
 
     from bot.access import members_only
@@ -130,15 +133,15 @@ async def _post_init(app: Application, bridge: EventBridge) -> None:
     services.outbox = OutboxSender(app.bot, services.store)
     services.outbox.start()
     bridge.start(services.outbox)
-    if services.pipeline is not None:
-        services.pipeline.start()
+    for pipeline in services.pipelines.values():
+        pipeline.start()
     log.info("bot started")
 
 
 async def _post_stop(app: Application, bridge: EventBridge) -> None:
     services: Services = app.bot_data["services"]
-    if services.pipeline is not None:
-        await asyncio.to_thread(services.pipeline.stop)  # finishes the current frame
+    # Each finishes its current frame; stopped together, the slowest sets the pace.
+    await asyncio.gather(*(asyncio.to_thread(p.stop) for p in services.pipelines.values()))
     await bridge.flush()
     if services.outbox is not None:
         await services.outbox.stop()

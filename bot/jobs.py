@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
+from html import escape
 from pathlib import Path
 
 from telegram.ext import Application, ContextTypes
@@ -26,9 +27,11 @@ def _wake(svc: Services) -> None:
 async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Notice a pipeline that stopped producing frames (a hung thread, a dead source)."""
     svc = services(context)
-    if svc.pipeline is None:
-        return
-    status = svc.pipeline.status()
+    for pipeline in list(svc.pipelines.values()):
+        await _check_pipeline(svc, context, pipeline.status())
+
+
+async def _check_pipeline(svc: Services, context: ContextTypes.DEFAULT_TYPE, status) -> None:  # type: ignore[no-untyped-def]
     # Per camera: each pipeline stalls, and recovers, on its own.
     state = context.bot_data.setdefault("heartbeat", {}).setdefault(
         status.camera, {"frames": -1, "since": time.monotonic(), "warned": False})
@@ -37,17 +40,17 @@ async def heartbeat(context: ContextTypes.DEFAULT_TYPE) -> None:
         return  # a video file or image folder that played to its end is done, not stalled
     if frames != state["frames"]:
         if state["warned"]:
-            log.warning("pipeline producing frames again")
+            log.warning("pipeline %s producing frames again", status.camera)
         state.update(frames=frames, since=time.monotonic(), warned=False)
         return
     stalled = time.monotonic() - state["since"]
     if stalled >= svc.settings.stall_after_s and not state["warned"]:
         state["warned"] = True
-        log.error("pipeline stalled: no frame for %.0f s", stalled)
+        log.error("pipeline %s stalled: no frame for %.0f s", status.camera, stalled)
         admins = await asyncio.to_thread(svc.access.admin_chat_ids)
         reason = f" It stopped: {status.error}" if status.error else ""
         await asyncio.to_thread(svc.store.queue_text, admins,
-                                f"⚠️ The camera pipeline has produced no frame for {stalled:.0f} s.{reason}")
+                                f"⚠️ Camera {escape(status.camera)}: its pipeline has produced no frame for {stalled:.0f} s.{reason}")
         _wake(svc)
 
 

@@ -43,7 +43,8 @@ class Services:
     encoder: FaceEncoder
     gate: SelfieGate
     outbox: OutboxSender | None = None
-    pipeline: Pipeline | None = None
+    # One pipeline per camera, by camera name, in the configuration's order.
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
     model_name: str = ""
     started: float = field(default_factory=time.monotonic)
 

@@ -1,6 +1,9 @@
-"""Settings from the environment and ``.env``, validated once at start.
+"""Settings from the environment, ``.env`` and a configuration file, validated once at start.
 
-Every key is ``FIREWATCH_<NAME>``; ``.env.example`` documents each with its default.
+Every key is ``FIREWATCH_<NAME>``; ``.env.example`` documents each with its default. The
+configuration file (YAML or TOML: ``FIREWATCH_CONFIG``, else ``./firewatch.yaml`` or
+``./firewatch.toml`` when present) takes the same keys in lower case without the prefix,
+plus ``cameras`` (``firewatch.cameras``); the environment and ``.env`` win over it.
 A bad value stops the program with one line naming the key (see :func:`load_settings`),
 never with a traceback, and the bot token is a :class:`~pydantic.SecretStr` so that it
 cannot leak through ``repr`` or validation messages.
@@ -8,8 +11,14 @@ cannot leak through ``repr`` or validation messages.
 
 from __future__ import annotations
 
+import contextvars
+import os
+import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+
+import yaml
+from dotenv import dotenv_values
 
 from pydantic import (
     Field,
@@ -19,12 +28,25 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from firewatch.cameras import CameraConfig
 
 from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR
 from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
+DEFAULT_CONFIG_FILES = (Path("firewatch.yaml"), Path("firewatch.yml"), Path("firewatch.toml"))
+# The file that load_settings chose, for the settings source (pydantic-settings builds its
+# sources in a classmethod that sees no per-call argument).
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config_file", default=None)
 
 
 class ConfigError(Exception):
@@ -51,6 +73,10 @@ class Settings(BaseSettings):
     camera_source: str = "0"
     camera_name: str = "camera"
     source_fps: float = Field(10.0, gt=0)
+    # From the configuration file; empty: the one camera above.
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    # The configuration file (read by find_config_file before the other settings).
+    config: Path | None = None
 
     # Storage
     data_dir: Path = DEFAULT_DATA_DIR
@@ -90,6 +116,22 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_file.get()
+        if path is None:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        file_source = (TomlConfigSettingsSource(settings_cls, toml_file=path) if path.suffix == ".toml"
+                       else YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return init_settings, env_settings, dotenv_settings, file_source, file_secret_settings
+
     @field_validator("admin_ids", "alert_chat_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -98,7 +140,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("bot_token", "database_url", "snapshot_dir", "trt_cache_dir", mode="before")
+    @field_validator("bot_token", "database_url", "snapshot_dir", "trt_cache_dir", "config", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -138,6 +180,22 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _unique_camera_names(self) -> Settings:
+        names = [camera.name for camera in self.cameras]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"camera names must be unique: {', '.join(twice)} given twice")
+        return self
+
+    @property
+    def camera_configs(self) -> list[CameraConfig]:
+        """The cameras to watch: the file's, or the one from ``FIREWATCH_CAMERA_*``."""
+        if self.cameras:
+            return list(self.cameras)
+        return [CameraConfig(name=self.camera_name.strip() or "camera", source=self.camera_source,
+                             fps=self.source_fps)]
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'firewatch.db'}"
@@ -155,17 +213,82 @@ class Settings(BaseSettings):
         return self.bot_token.get_secret_value() if self.bot_token else None
 
 
-def load_settings(env_file: Path | str | None = ".env", **overrides: object) -> Settings:
+def load_settings(env_file: Path | str | None = ".env", config_file: Path | str | None = None,
+                  **overrides: object) -> Settings:
     """Build the settings or raise :class:`ConfigError` with a one-line reason.
 
     Only the first problem is reported: one clear line is more useful to someone
-    editing a ``.env`` file than a wall of pydantic output.
+    editing a ``.env`` file than a wall of pydantic output. A problem in the configuration
+    file is reported with the file's name and the key's path in it.
     """
+    path = find_config_file(env_file, config_file)
+    file_keys = set(read_config_file(path)) if path is not None else set()
+    token = _config_file.set(path)
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False)[0]
         msg = error["msg"].removeprefix("Value error, ")
-        if error["loc"]:
-            msg = f"FIREWATCH_{str(error['loc'][0]).upper()}: {msg}"
+        loc = error["loc"]
+        if loc and path is not None and loc[0] in file_keys and not _in_environment(str(loc[0]), env_file):
+            msg = f"{path}: {_dotted(loc)}: {msg}"
+        elif loc:
+            msg = f"FIREWATCH_{str(loc[0]).upper()}: {msg}"
         raise ConfigError(msg) from None
+    finally:
+        _config_file.reset(token)
+
+
+def find_config_file(env_file: Path | str | None = ".env", config_file: Path | str | None = None) -> Path | None:
+    """``config_file``, else ``FIREWATCH_CONFIG`` (environment, then ``.env``), else the first
+    of ``firewatch.yaml``, ``firewatch.yml``, ``firewatch.toml`` here; None when there is none."""
+    named = config_file or os.environ.get("FIREWATCH_CONFIG") or _dotenv(env_file).get("FIREWATCH_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"FIREWATCH_CONFIG: no such file: {path}")
+        return path
+    return next((path for path in DEFAULT_CONFIG_FILES if path.is_file()), None)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's top-level mapping; ConfigError (one line) if it does not parse or names a
+    key that is not a setting, so that a typo is not silently ignored."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: "
+                          f"{_one_line(exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected keys and values at the top, found {type(data).__name__}")
+    unknown = sorted(str(key) for key in data if key not in Settings.model_fields)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r} (keys are the FIREWATCH_ settings in "
+                          "lower case without the prefix, and cameras)")
+    return data
+
+
+def _dotenv(env_file: Path | str | None) -> dict[str, str | None]:
+    return dotenv_values(env_file) if env_file is not None and Path(env_file).is_file() else {}
+
+
+def _in_environment(key: str, env_file: Path | str | None) -> bool:
+    name = f"FIREWATCH_{key.upper()}"
+    return name in os.environ or name in _dotenv(env_file)
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    """('cameras', 0, 'source') -> 'cameras[0].source'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())

@@ -1,8 +1,9 @@
 """``firewatch run``: everything in one process, stopped cleanly by SIGTERM or Ctrl-C.
 
 With a bot token, python-telegram-bot's ``Application`` owns the main thread and the
-asyncio loop (and handles the signals); the vision pipeline runs in a worker thread.
-Without a token, the pipeline runs alone and alerts are only recorded.
+asyncio loop (and handles the signals); each camera's vision pipeline runs in its own worker
+threads, all sharing one detector session. Without a token, the pipelines run alone and
+alerts are only recorded.
 """
 
 from __future__ import annotations
@@ -36,20 +37,21 @@ def prepare_store(settings: Settings) -> Store:
 def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until a stop signal; returns the process exit code."""
     from bot.alerts import AlertRecorder
-    from firewatch.wiring import build_pipeline
+    from bot.zones import stored_zones
+    from firewatch.wiring import build_pipelines
 
     stop = stop or threading.Event()
     # Loading models takes seconds; a SIGTERM meanwhile must still end the process cleanly.
     _stop_on_signals(stop)
     store = prepare_store(settings)
     recorder = AlertRecorder(store, can_push=settings.token is not None)
-    log.info("firewatch starting: camera %r, database %s", settings.camera_name,
-             _safe_url(settings.db_url))
+    log.info("firewatch starting: cameras %s, database %s",
+             ", ".join(repr(c.name) for c in settings.camera_configs), _safe_url(settings.db_url))
     try:
         if settings.token is None:
             log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
-            pipeline = build_pipeline(settings, [recorder])
-            return _run_headless(pipeline, stop)
+            pipelines = build_pipelines(settings, [recorder], lambda camera: stored_zones(store, camera))
+            return _run_headless(list(pipelines.values()), stop)
         return _run_with_bot(settings, store, recorder, stop)
     finally:
         store.close()
@@ -76,18 +78,20 @@ def _stop_on_signals(stop: threading.Event) -> None:
         signal.signal(sig, handle)
 
 
-def _run_headless(pipeline, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+def _run_headless(pipelines, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
     if stop.is_set():
         _log_stop(" before the camera started")
         log.info("firewatch stopped")
         return 0
-    pipeline.start()
+    for pipeline in pipelines:
+        pipeline.start()
     while not stop.wait(0.5):
-        if not pipeline.running:  # a file source ended
+        if not any(pipeline.running for pipeline in pipelines):  # every file source ended
             break
     if stop.is_set():
         _log_stop()
-    pipeline.stop()
+    for pipeline in pipelines:
+        pipeline.stop()
     log.info("firewatch stopped")
     return 0
 
@@ -97,7 +101,8 @@ def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Ev
     from bot.app import EventBridge, build_application
     from bot.selfie import LockoutPolicy, SelfieGate
     from bot.services import Services
-    from firewatch.wiring import bot_settings, build_pipeline
+    from bot.zones import stored_zones
+    from firewatch.wiring import bot_settings, build_pipelines
     from vision.faces import FaceEncoder
 
     encoder = FaceEncoder()
@@ -109,9 +114,9 @@ def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Ev
                               timedelta(minutes=settings.lockout_min)),
     )
     bridge = EventBridge(recorder)
-    pipeline = build_pipeline(settings, [bridge])
+    pipelines = build_pipelines(settings, [bridge], lambda camera: stored_zones(store, camera))
     services = Services(settings=bot_settings(settings), store=store, access=Access(store, settings.admin_ids),
-                        encoder=encoder, gate=gate, pipeline=pipeline,
+                        encoder=encoder, gate=gate, pipelines=pipelines,
                         model_name=settings.detector_model.name)
     app = build_application(services, bridge)
     if stop.is_set():  # stopped while loading
@@ -120,19 +125,21 @@ def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Ev
         return 0
     # Detection does not wait for Telegram: until the bot is up, events are recorded
     # straight from the vision thread and their deliveries wait in the outbox.
-    pipeline.start()
+    for pipeline in pipelines.values():
+        pipeline.start()
     connected = threading.Event()
     bridge.on_started = connected.set
     threading.Thread(target=_warn_until, args=(connected, stop), name="telegram-wait", daemon=True).start()
     # From here PTB owns SIGINT/SIGTERM: it retries reaching Telegram for as long as it
     # takes (a bad token still ends the run), stops polling on a signal, then our
-    # post_stop hook stops the pipeline after its current frame and flushes queued events.
+    # post_stop hook stops the pipelines after their current frame and flushes queued events.
     try:
         app.run_polling(stop_signals=(signal.SIGINT, signal.SIGTERM), close_loop=False, bootstrap_retries=-1)
     finally:
         stop.set()
-        if pipeline.running:  # stopped before the bot ever came up: post_stop did not run
-            pipeline.stop()
+        for pipeline in pipelines.values():
+            if pipeline.running:  # stopped before the bot ever came up: post_stop did not run
+                pipeline.stop()
     log.info("firewatch stopped")
     return 0
 

@@ -4,15 +4,17 @@ for them, so that neither package knows the configuration."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.services import BotSettings
+from firewatch.cameras import CameraConfig
 from firewatch.config import Settings
 from vision.events import EventConfig
 from vision.pipeline import Pipeline
 from vision.sinks import Sink
 from vision.sources import Backoff, open_source
+from vision.zones import Zone, ZoneSet
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +35,11 @@ def bot_settings(settings: Settings) -> BotSettings:
     )
 
 
-def event_config(settings: Settings) -> EventConfig:
+def event_config(settings: Settings, camera: CameraConfig | None = None) -> EventConfig:
+    """The confirmation rules, with ``camera``'s overrides where it has them."""
     return EventConfig(
-        confirm_hits=settings.confirm_hits,
-        confirm_window=settings.confirm_window,
+        confirm_hits=(camera and camera.confirm_hits) or settings.confirm_hits,
+        confirm_window=(camera and camera.confirm_window) or settings.confirm_window,
         clear_after_s=settings.clear_after_s,
         veto_confidence=settings.veto_no_fire,
     )
@@ -54,28 +57,40 @@ def load_classifier(path: Path | None):  # type: ignore[no-untyped-def]
     return FireClassifier(path, threads=1)
 
 
-def build_pipeline(settings: Settings, sinks: Sequence[Sink]) -> Pipeline:
-    """The configured camera's pipeline, publishing its events to ``sinks`` in order."""
-    from vision.detectors import Detector
+def build_pipelines(
+    settings: Settings,
+    sinks: Sequence[Sink],
+    added_zones: Callable[[str], Sequence[Zone]] = lambda camera: (),
+) -> dict[str, Pipeline]:
+    """One pipeline per configured camera, by name, all publishing to ``sinks`` and sharing
+    one detector session and one classifier; ``added_zones(camera)`` gives the zones
+    operators added (stored), beside the configuration file's."""
+    from vision.detectors import RuntimeOptions, YoloDetector, open_runtime
+    from vision.detectors.shared import share
 
-    detector = Detector(
-        settings.detector_model,
-        runtime=settings.detector_runtime,
-        conf_threshold=settings.detect_confidence,
-        iou_threshold=settings.nms_iou,
-        threads=settings.inference_threads,
-        trt_cache_dir=settings.trt_cache,
-    )
-    source = open_source(settings.camera_source, fps=settings.source_fps,
-                         name=settings.camera_name, realtime=True)
-    return Pipeline(
-        source,
-        detector,
-        camera=settings.camera_name,
-        event_config=event_config(settings),
-        classifier=load_classifier(settings.classifier_model),
-        snapshot_dir=settings.snapshots,
-        sinks=sinks,
-        backoff=Backoff(),
-        flush_at_end=True,
-    )
+    if not settings.detector_model.is_file():
+        raise FileNotFoundError(f"detector model not found: {settings.detector_model}")
+    runtime = share(open_runtime(settings.detector_runtime, settings.detector_model,
+                                 RuntimeOptions(settings.inference_threads, None, settings.trt_cache)))
+    classifier = load_classifier(settings.classifier_model)
+    # Env-configured camera: FIREWATCH_SOURCE_FPS only paces folders, as it always did.
+    capped = bool(settings.cameras)
+    pipelines = {}
+    for camera in settings.camera_configs:
+        detector = YoloDetector(runtime, conf_threshold=camera.detect_confidence or settings.detect_confidence,
+                                iou_threshold=settings.nms_iou, name=f"{settings.detector_model.name} ({camera.name})")
+        source = open_source(camera.source, fps=camera.fps, name=camera.name, realtime=True)
+        pipelines[camera.name] = Pipeline(
+            source,
+            detector,
+            camera=camera.name,
+            event_config=event_config(settings, camera),
+            classifier=classifier,
+            snapshot_dir=settings.snapshots,
+            sinks=list(sinks),
+            backoff=Backoff(),
+            flush_at_end=True,
+            zones=ZoneSet(camera.zone_values(), added_zones(camera.name)),
+            max_fps=camera.fps if capped else None,
+        )
+    return pipelines

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    JSON,
     Integer,
     LargeBinary,
     String,
@@ -174,6 +175,9 @@ class Alert(Base):
     acted_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     acted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     pushed: Mapped[bool] = mapped_column(Boolean, default=True)  # False: recorded while disarmed
+    # The fire's latest box as fractions of the frame (x1, y1, x2, y2): the area that
+    # "Ignore this area" turns into a zone.
+    box: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="alert")
 
@@ -229,6 +233,21 @@ class CameraEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     kind: Mapped[str] = mapped_column(String(16))  # lost | back | frozen | black
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class IgnoreZone(Base):
+    """A place in one camera's view where detections are dropped, added by an operator
+    ("Ignore this area" on a false alarm); zones from the configuration file are not stored."""
+
+    __tablename__ = "ignore_zones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    camera: Mapped[str] = mapped_column(String(128), index=True)
+    # [[x, y], ...] as fractions of the frame's width and height.
+    points: Mapped[list[list[float]]] = mapped_column(JSON)
+    alert_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the false alarm it came from
+    created_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Snooze(Base):

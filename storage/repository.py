@@ -28,6 +28,7 @@ from storage.models import (
     DeliveryKind,
     DeliveryStatus,
     FaceTemplate,
+    IgnoreZone,
     Operator,
     Role,
     Snooze,
@@ -253,6 +254,7 @@ class Store:
         snapshot_path: str | None,
         seen_at: datetime,
         push: bool,
+        box: list[float] | None = None,
     ) -> Alert:
         """Store a started alert and, when pushing, its first-photo deliveries.
 
@@ -271,6 +273,7 @@ class Store:
                 peak_area=area,
                 snapshot_path=snapshot_path,
                 pushed=push,
+                box=box,
             )
             s.add(alert)
             s.flush()
@@ -287,6 +290,7 @@ class Store:
         confidence: float | None = None,
         area: float | None = None,
         snapshot_path: str | None = None,
+        box: list[float] | None = None,
     ) -> Alert:
         """Fold a newer observation into the alert and queue edits of its messages."""
         with self._tx() as s:
@@ -300,6 +304,8 @@ class Store:
                 alert.peak_area = max(alert.peak_area, area)
             if snapshot_path is not None:
                 alert.snapshot_path = snapshot_path
+            if box is not None:
+                alert.box = box
             self._queue_edits(
                 s, alert, DeliveryKind.ALERT_SNAPSHOT if snapshot_path else DeliveryKind.ALERT_STATE
             )
@@ -635,6 +641,32 @@ class Store:
         with self._tx() as s:
             row = s.get(Snooze, camera)
             return row.until if row is not None and row.until > (now or utcnow()) else None
+
+    # -- ignore zones --------------------------------------------------------------------
+
+    def add_zone(self, camera: str, points: list[list[float]], *, created_by: int | None,
+                 alert_id: int | None = None) -> IgnoreZone:
+        with self._tx() as s:
+            zone = IgnoreZone(camera=camera, points=points, created_by=created_by, alert_id=alert_id)
+            s.add(zone)
+            s.flush()
+            return zone
+
+    def zones(self, camera: str | None = None) -> list[IgnoreZone]:
+        """Operator-added zones, oldest first (one camera's, or every camera's)."""
+        with self._tx() as s:
+            query = select(IgnoreZone).order_by(IgnoreZone.id)
+            if camera is not None:
+                query = query.where(IgnoreZone.camera == camera)
+            return list(s.scalars(query))
+
+    def remove_zone(self, zone_id: int) -> IgnoreZone | None:
+        """Delete a zone; returns what was deleted (None: no such zone)."""
+        with self._tx() as s:
+            zone = s.get(IgnoreZone, zone_id)
+            if zone is not None:
+                s.delete(zone)
+            return zone
 
     # -- retention ---------------------------------------------------------------------
 

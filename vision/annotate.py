@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from vision.types import Detections, FireEvent, Severity
+from vision.zones import Zone
 
 # BGR colours: fire red, start-fire orange, smoke grey, anything else yellow.
 _COLOURS = {"fire": (0, 0, 255), "start-fire": (0, 140, 255), "smoke": (160, 160, 160)}
@@ -63,6 +64,28 @@ def annotate(
     cv2.putText(out, f"{camera}  {stamp}", (6, bar - 7), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
+
+_ZONE_COLOUR = (255, 160, 0)  # BGR light blue: not a detection colour
+
+
+def draw_zones(image: np.ndarray, zones: Sequence[Zone]) -> np.ndarray:
+    """Return a copy of ``image`` with each ignore zone outlined, shaded and named."""
+    out = image.copy()
+    if not zones:
+        return out
+    h, w = out.shape[:2]
+    shade = out.copy()
+    scale = max(0.4, min(w, h) / 900)
+    for zone in zones:
+        polygon = np.round(zone.pixels(w, h)).astype(np.int32)
+        cv2.fillPoly(shade, [polygon], _ZONE_COLOUR)
+        cv2.polylines(out, [polygon], True, _ZONE_COLOUR, max(1, round(min(w, h) / 300)), cv2.LINE_AA)
+    cv2.addWeighted(shade, 0.25, out, 0.75, 0, dst=out)
+    for zone in zones:
+        x, y = np.round(zone.pixels(w, h).min(axis=0)).astype(int)
+        label = f"ignored: {zone.name}" + (f" #{zone.id}" if zone.id is not None else "")
+        _text(out, label, (int(x) + 2, max(int(y) + 20, 36)), scale, (0, 0, 0), _ZONE_COLOUR)
+    return out
 
 def safe_name(text: str) -> str:
     """A file-system-safe camera name."""

@@ -24,13 +24,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from vision.annotate import annotate, encode_jpeg, raw_frame_path, snapshot_path, write_jpeg
+from vision.annotate import annotate, draw_zones, encode_jpeg, raw_frame_path, snapshot_path, write_jpeg
 from vision.detectors.base import StagedDetector
 from vision.events import CropClassifier, EventConfig, FireEvents
 from vision.health import HealthConfig, HealthMonitor, HealthState
 from vision.sinks import Sink, publish
 from vision.sources import Backoff, FrameSource, read_frames
 from vision.types import Detections, Event, FireEvent, Frame
+from vision.zones import ZoneSet
 
 log = logging.getLogger(__name__)
 # How often a blocked hand-off looks whether the run was aborted.
@@ -81,6 +82,8 @@ class Pipeline:
         on_frame: Callable[[Frame, Detections], None] | None = None,
         backoff: Backoff | None = None,
         flush_at_end: bool = True,
+        zones: ZoneSet | None = None,
+        max_fps: float | None = None,
     ) -> None:
         if tracker is None:
             from vision.tracker import Tracker
@@ -97,6 +100,11 @@ class Pipeline:
         self.on_frame = on_frame
         self.backoff = backoff
         self.flush_at_end = flush_at_end
+        # Detections mostly inside one of these are dropped before tracking; the bot swaps
+        # the operator-added ones while the loop runs (``ZoneSet.set_added``).
+        self.zones = zones or ZoneSet()
+        # A live camera is read at most this often: its frames beyond are dropped unread.
+        self.max_fps = max_fps
         self.frames = 0
         self.fps = 0.0
         self.error: str | None = None
@@ -149,6 +157,11 @@ class Pipeline:
             severity_of=self.events.severity_of,
         )
 
+    def snapshot_with_zones(self) -> np.ndarray | None:
+        """``snapshot()`` with the ignore zones outlined: what an operator checks a zone on."""
+        image = self.snapshot()
+        return None if image is None else draw_zones(image, self.zones.zones)
+
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -188,8 +201,10 @@ class Pipeline:
         def lost(reason: str) -> None:
             stages.feed.put(list(self.health.lost(reason)))
 
+        pace = _Pace(self.max_fps if self.source.live else None, stages.abort)
         try:
             for frame in read_frames(self.source, stop=stages.abort, backoff=self.backoff, on_lost=lost):
+                pace.wait()
                 notices = list(self.health.observe(frame))
                 if not stages.feed.put(_Work(frame, notices, staged.prepare(frame.image))):
                     return
@@ -228,12 +243,13 @@ class Pipeline:
                 self._emit(self._with_snapshot(event, last))
 
     def _process(self, frame: Frame, detections: Detections) -> None:
-        tracked = self.tracker.update(detections, frame.image)
+        size = (frame.image.shape[1], frame.image.shape[0])
+        tracked = self.tracker.update(self.zones.apply(detections, size), frame.image)
         with self._lock:
             self._latest = (frame, tracked)
         self.frames += 1
         for event in self.events.update(tracked, frame):
-            self._emit(self._with_snapshot(event, frame, tracked))
+            self._emit(self._with_snapshot(dataclasses.replace(event, frame_size=size), frame, tracked))
         if self.on_frame is not None:
             self.on_frame(frame, tracked)
 
@@ -262,6 +278,23 @@ class Pipeline:
     def _emit(self, event: Event) -> None:
         log.info("%s", event.to_json())
         publish(self.sinks, event)
+
+
+class _Pace:
+    """Holds a loop to at most ``fps`` turns a second (None: no limit)."""
+
+    def __init__(self, fps: float | None, stop: threading.Event) -> None:
+        self.period = 1.0 / fps if fps else 0.0
+        self.stop = stop
+        self.next = 0.0
+
+    def wait(self) -> None:
+        if not self.period:
+            return
+        now = time.monotonic()
+        if self.next > now:
+            self.stop.wait(self.next - now)
+        self.next = max(now, self.next) + self.period
 
 
 # -- stages -------------------------------------------------------------------------------------

@@ -107,6 +107,8 @@ class FireEvent:
     t: float
     wall: float
     snapshot: str | None = None
+    # (width, height) of the frame ``box`` is in: what makes the box a fraction of the view.
+    frame_size: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
         """The replay / wire format: one JSON object per event."""

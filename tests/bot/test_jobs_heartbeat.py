@@ -45,7 +45,7 @@ def store(tmp_path) -> Store:
 
 
 def beat(pipeline: Pipeline, store: Store, bot_data: dict) -> None:
-    svc = SimpleNamespace(pipeline=pipeline, store=store, access=Access(store, [ADMIN]), outbox=None,
+    svc = SimpleNamespace(pipelines={pipeline.camera: pipeline}, store=store, access=Access(store, [ADMIN]), outbox=None,
                           settings=SimpleNamespace(stall_after_s=0.0))
     bot_data["services"] = svc
     asyncio.run(heartbeat(SimpleNamespace(bot_data=bot_data)))
