@@ -293,6 +293,7 @@ BENCHMARKS = {
     "bot": "bench.bot_mode",
     "operating-point": "bench.operating_point",
     "video": "bench.video",
+    "cameras": "bench.cameras",
 }
 
 
