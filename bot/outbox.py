@@ -9,7 +9,9 @@ the result. Failures are sorted into:
 - a refusal (400/403: chat gone, bot blocked): give up on that delivery, log it.
 
 A crash between Telegram accepting a message and ``mark_sent`` leaves the row in
-``sending``; at start it is retried, so such a message can repeat at most once.
+``sending``; at start it is retried, so such a message can repeat at most once. Rows are
+claimed one at a time (``Store.claim_next_due``), so a second sender on the same database
+never takes a row this one holds.
 """
 
 from __future__ import annotations
@@ -100,24 +102,17 @@ class OutboxSender:
 
     async def drain(self) -> float:
         """Send what is due, oldest first; returns how long to sleep before the next pass."""
-        while True:
-            due = await asyncio.to_thread(self.store.due_deliveries, channel=CHANNEL)
-            if not due:
-                break
-            for delivery in due:
-                hold = await self._deliver(delivery)
-                if hold is not None:
-                    return hold  # flood control or an outage: everything waits
+        while (claimed := await asyncio.to_thread(self.store.claim_next_due, CHANNEL)) is not None:
+            hold = await self._deliver(claimed)
+            if hold is not None:
+                return hold  # flood control or an outage: everything waits
         next_at = await asyncio.to_thread(self.store.next_due_at, CHANNEL)
         if next_at is None:
             return 60.0
         return max(0.05, min(60.0, (next_at - _now()).total_seconds()))
 
-    async def _deliver(self, delivery: Delivery) -> float | None:
-        """Send one delivery; returns seconds to hold all sending, or None to go on."""
-        claimed = await asyncio.to_thread(self.store.claim_delivery, delivery.id)
-        if claimed is None:
-            return None
+    async def _deliver(self, claimed: Delivery) -> float | None:
+        """Send one claimed delivery; returns seconds to hold all sending, or None to go on."""
         try:
             message_id = await self._send(claimed)
         except RetryAfter as exc:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     text as sql_text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -29,20 +30,27 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """SQLite forgets time zones; store UTC and hand back aware datetimes."""
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database.
 
-    impl = DateTime
+    PostgreSQL keeps the instant (``timestamptz``) and hands it back in the session's zone;
+    SQLite has no zones, so it is given UTC wall time.
+    """
+
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; use UTC-aware times")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        utc = value.astimezone(timezone.utc)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        return value.replace(tzinfo=timezone.utc) if value is not None else None
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):

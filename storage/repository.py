@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, Exists, delete, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from storage.db import create_db_engine
@@ -36,6 +36,7 @@ from storage.models import (
 )
 
 _ARM_ROW = 1
+_CLAIM_TRIES = 5  # SQLite: rows another sender took between our read and our update
 
 
 class Store:
@@ -467,18 +468,7 @@ class Store:
         waiting for a retry holds back the later ones of its recipient (not those of others).
         """
         now = now or utcnow()
-        earlier = aliased(Delivery)
-        held_back = (
-            select(earlier.id)
-            .where(
-                earlier.channel == Delivery.channel,
-                earlier.chat_id == Delivery.chat_id,
-                earlier.id < Delivery.id,
-                earlier.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
-                earlier.next_attempt_at > now,
-            )
-            .exists()
-        )
+        held_back = _earlier_unsettled(waiting_after=now)
         with self._tx() as s:
             return list(
                 s.scalars(
@@ -493,6 +483,44 @@ class Store:
                     .limit(limit)
                 )
             )
+
+    def claim_next_due(self, channel: str | None = None, now: datetime | None = None) -> Delivery | None:
+        """Take the oldest due delivery for sending (as ``claim_delivery``); None if none is due.
+
+        Safe with several senders on one database (two bot processes while one restarts):
+        on PostgreSQL the row is picked ``FOR UPDATE SKIP LOCKED``, so each sender takes a
+        different row without waiting; the conditional update keeps SQLite, which has no
+        row locks, from handing one row out twice. A recipient's next delivery waits until
+        its earlier one is settled, so two senders never reorder one chat's messages.
+        """
+        now = now or utcnow()
+        unsettled_before = _earlier_unsettled()
+        pick = (
+            select(Delivery.id)
+            .where(
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at <= now,
+                ~unsettled_before,
+                *_of_channel(channel),
+            )
+            .order_by(Delivery.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        for _ in range(_CLAIM_TRIES):
+            with self._tx() as s:
+                delivery_id = s.scalar(pick)
+                if delivery_id is None:
+                    return None
+                taken = s.execute(
+                    update(Delivery)
+                    .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+                    .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount:
+                    return s.get(Delivery, delivery_id)
+        return None  # lost every race: the other senders are draining the outbox
 
     def next_due_at(self, channel: str | None = None) -> datetime | None:
         with self._tx() as s:
@@ -693,6 +721,21 @@ class Store:
                 )
             )
             return len(ids), [row.snapshot_path for row in old if row.snapshot_path]
+
+
+def _earlier_unsettled(waiting_after: datetime | None = None) -> Exists:
+    """An earlier delivery to the same recipient is still pending or being sent (and, with
+    ``waiting_after``, not due before then): the condition that keeps a recipient's order."""
+    earlier = aliased(Delivery)
+    conditions = [
+        earlier.channel == Delivery.channel,
+        earlier.chat_id == Delivery.chat_id,
+        earlier.id < Delivery.id,
+        earlier.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+    ]
+    if waiting_after is not None:
+        conditions.append(earlier.next_attempt_at > waiting_after)
+    return select(earlier.id).where(*conditions).exists()
 
 
 def _of_channel(channel: str | None) -> list:

@@ -1,4 +1,4 @@
-"""The direction of imports (see README, Architecture): firewatch -> bot -> {vision, storage};
+"""The direction of imports (see README, Architecture): firewatch -> {bot, sinks} -> {vision, storage};
 training/ and bench/ beside them, using public names only; tests/ imported by nothing but
 tests, and by bench/ for the fake Bot API in tests.support. Every module is parsed, not
 imported, so an import that only runs later (inside a function, under TYPE_CHECKING) counts."""
@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.data import REPO
 
-OURS = {"firewatch", "bot", "vision", "storage", "training", "bench", "tests"}
+OURS = {"firewatch", "bot", "vision", "storage", "sinks", "training", "bench", "tests"}
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,17 @@ def test_the_parser_sees_the_imports_it_judges() -> None:
     assert ("bot.queries", "bot.periods") in seen
     assert ("bench.bot_mode", "tests.support.botapi") in seen  # inside a function
     assert ("vision.detectors.yolo", "vision.detectors.base") in seen
+    assert ("sinks.mqtt", "vision.types") in seen
     assert any(i.module == "firewatch.cli" and i.target_layer == "training" and not i.top_level for i in IMPORTS)
 
 
 def test_vision_and_storage_import_nothing_of_ours_above_them() -> None:
-    assert _violations({"vision", "storage"}, {"bot", "firewatch", "training", "bench", "tests"}) == []
+    assert _violations({"vision", "storage"}, {"bot", "firewatch", "sinks", "training", "bench", "tests"}) == []
+
+
+def test_sinks_are_peers_of_the_alert_recorder_reading_only_vision() -> None:
+    """What a sink needs of the database or the bot, the application hands it."""
+    assert _violations({"sinks"}, {"bot", "storage", "firewatch", "training", "bench", "tests"}) == []
 
 
 def test_vision_and_storage_are_independent() -> None:

@@ -48,3 +48,21 @@ def test_ordinary_numbers_are_left_alone() -> None:
     logger, stream = _logger_with_filter([TOKEN])
     logger.info("alert 12:30 chat -1001234567 conf 0.91")
     assert stream.getvalue().strip() == "INFO alert 12:30 chat -1001234567 conf 0.91"
+
+
+def test_url_passwords_are_redacted_wherever_they_appear() -> None:
+    from bot.redaction import url_password
+
+    url = "postgresql+psycopg://fleet:s3cr%40t-pw@db.example:5432/firewatch"
+    assert url_password(url) == "s3cr@t-pw" and url_password("sqlite:///data/firewatch.db") is None
+    logger, stream = _logger_with_filter([url_password(url)])
+    logger.error("cannot reach %s", url)
+    logger.error("mqtt://ha:broker-pass@10.0.0.2:1883 refused; rtsp://cam:campw@cam.lan/stream")
+    logger.error("psycopg: host=db.example password='s3cr@t-pw' user=fleet; password=plain")
+    logger.error("auth failed with s3cr@t-pw")  # the decoded password alone
+    text = stream.getvalue()
+    for secret in ("s3cr%40t-pw", "s3cr@t-pw", "broker-pass", "campw", "plain"):
+        assert secret not in text
+    assert "postgresql+psycopg://fleet:<redacted>@db.example:5432/firewatch" in text
+    assert "https://api.telegram.org/file/bot/x.jpg" in RedactingFilter([]).redact(
+        "https://api.telegram.org/file/bot/x.jpg")  # no credentials: untouched

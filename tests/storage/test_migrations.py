@@ -24,15 +24,15 @@ def _delivery(conn, alert: int, chat: int, kind: str, status: str = "pending", *
                  {"alert": alert, "chat": chat, "kind": kind, "status": status, **columns})
 
 
-def test_0002_gives_old_deliveries_the_telegram_channel_and_neutral_kinds(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_0002_gives_old_deliveries_the_telegram_channel_and_neutral_kinds(blank_url: str) -> None:
+    url = blank_url
     upgrade(url, "0001")
     store = Store(url)
     with store.engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO alerts (id, camera, track_id, class_name, first_seen, last_seen, peak_confidence, "
             "peak_area, status, pushed) VALUES (1, 'yard', 3, 'fire', '2026-01-01', '2026-01-01', 0.9, 0.1, "
-            "'new', 1)"))
+            "'new', true)"))
         _delivery(conn, 1, 42, "alert", "sent", telegram_message_id=777)
         _delivery(conn, 1, 42, "alert-photo")
         _delivery(conn, 1, 42, "alert-caption")
