@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from bot.periods import parse_period
-from bot.redaction import redact
+from bot.redaction import redact, url_password
 from firewatch import __version__
 from firewatch.config import ConfigError, Settings, load_settings
 from firewatch.logging_setup import setup_logging
@@ -29,7 +29,8 @@ log = logging.getLogger("firewatch")
 
 def _settings() -> Settings:
     settings = load_settings()
-    setup_logging(settings.log_level, secrets=[settings.token])
+    setup_logging(settings.log_level,
+                  secrets=[settings.token, url_password(settings.db_url), url_password(settings.mqtt)])
     return settings
 
 

@@ -16,6 +16,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
 from dotenv import dotenv_values
@@ -83,6 +84,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     snapshot_dir: Path | None = None
 
+    # MQTT: off unless a broker is given (mqtt://[user:password@]host[:port], mqtts:// for TLS)
+    mqtt_url: SecretStr | None = None
+    mqtt_topic_prefix: str = "firewatch"
+    mqtt_discovery_prefix: str = "homeassistant"
+
     # Models
     detector_model: Path = SHIPPED_DETECTOR
     classifier_model: Path | None = SHIPPED_CLASSIFIER
@@ -140,7 +146,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("bot_token", "database_url", "snapshot_dir", "trt_cache_dir", "config", mode="before")
+    @field_validator("bot_token", "database_url", "snapshot_dir", "trt_cache_dir", "config", "mqtt_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -155,6 +161,24 @@ class Settings(BaseSettings):
             if value.strip().lower() == "off" and info.field_name == "classifier_model":
                 return None
         return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the URL: it may hold the broker's password.
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+                raise ValueError("must look like mqtt://[user:password@]host[:port] (or mqtts://)")
+        return value
+
+    @field_validator("mqtt_topic_prefix", "mqtt_discovery_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        prefix = value.strip().strip("/")
+        if not prefix or any(c in prefix for c in "+#"):
+            raise ValueError("must be a non-empty MQTT topic without wildcards (+, #)")
+        return prefix
 
     @field_validator("detector_runtime")
     @classmethod
@@ -211,6 +235,10 @@ class Settings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.bot_token.get_secret_value() if self.bot_token else None
+
+    @property
+    def mqtt(self) -> str | None:
+        return self.mqtt_url.get_secret_value() if self.mqtt_url else None
 
 
 def load_settings(env_file: Path | str | None = ".env", config_file: Path | str | None = None,

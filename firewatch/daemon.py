@@ -38,7 +38,7 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until a stop signal; returns the process exit code."""
     from bot.alerts import AlertRecorder
     from bot.zones import stored_zones
-    from firewatch.wiring import build_pipelines
+    from firewatch.wiring import build_pipelines, mqtt_publisher
 
     stop = stop or threading.Event()
     # Loading models takes seconds; a SIGTERM meanwhile must still end the process cleanly.
@@ -47,13 +47,19 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     recorder = AlertRecorder(store, can_push=settings.token is not None)
     log.info("firewatch starting: cameras %s, database %s",
              ", ".join(repr(c.name) for c in settings.camera_configs), _safe_url(settings.db_url))
+    mqtt = mqtt_publisher(settings, lambda: store.arm_state().armed)
+    extra_sinks = [mqtt] if mqtt is not None else []
     try:
+        if mqtt is not None:
+            mqtt.start()
         if settings.token is None:
             log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
-            pipelines = build_pipelines(settings, [recorder], lambda camera: stored_zones(store, camera))
+            pipelines = build_pipelines(settings, [recorder, *extra_sinks], lambda camera: stored_zones(store, camera))
             return _run_headless(list(pipelines.values()), stop)
-        return _run_with_bot(settings, store, recorder, stop)
+        return _run_with_bot(settings, store, recorder, stop, extra_sinks)
     finally:
+        if mqtt is not None:
+            mqtt.stop()
         store.close()
 
 
@@ -96,7 +102,8 @@ def _run_headless(pipelines, stop: threading.Event) -> int:  # type: ignore[no-u
     return 0
 
 
-def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Event,  # type: ignore[no-untyped-def]
+                  extra_sinks: list) -> int:
     from bot.access import Access
     from bot.app import EventBridge, build_application
     from bot.selfie import LockoutPolicy, SelfieGate
@@ -114,7 +121,7 @@ def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Ev
                               timedelta(minutes=settings.lockout_min)),
     )
     bridge = EventBridge(recorder)
-    pipelines = build_pipelines(settings, [bridge], lambda camera: stored_zones(store, camera))
+    pipelines = build_pipelines(settings, [bridge, *extra_sinks], lambda camera: stored_zones(store, camera))
     services = Services(settings=bot_settings(settings), store=store, access=Access(store, settings.admin_ids),
                         encoder=encoder, gate=gate, pipelines=pipelines,
                         model_name=settings.detector_model.name)

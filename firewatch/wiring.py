@@ -4,12 +4,15 @@ for them, so that neither package knows the configuration."""
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.services import BotSettings
 from firewatch.cameras import CameraConfig
 from firewatch.config import Settings
+from sinks.mqtt import Broker, MqttPublisher, MqttSettings
+from sinks.mqtt_topics import Topics
 from vision.events import EventConfig
 from vision.pipeline import Pipeline
 from vision.sinks import Sink
@@ -94,3 +97,14 @@ def build_pipelines(
             max_fps=camera.fps if capped else None,
         )
     return pipelines
+
+
+def mqtt_publisher(settings: Settings, armed: Callable[[], bool]) -> MqttPublisher | None:
+    """The MQTT sink when ``FIREWATCH_MQTT_URL`` is set, else None; ``armed`` reads the arm state."""
+    if settings.mqtt is None:
+        return None
+    topics = Topics(prefix=settings.mqtt_topic_prefix, discovery_prefix=settings.mqtt_discovery_prefix)
+    # One client id per box: a broker drops the older of two connections with the same id.
+    client_id = f"{topics.prefix.replace('/', '-')}-{socket.gethostname()}"
+    return MqttPublisher(MqttSettings(broker=Broker.from_url(settings.mqtt), topics=topics, client_id=client_id),
+                         [camera.name for camera in settings.camera_configs], armed=armed)
