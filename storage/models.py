@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     Float,
@@ -293,3 +294,24 @@ class AlertAction(Base):
     # A plain string, not a CHECK-constrained enum: new actions need no migration.
     action: Mapped[str] = mapped_column(String(24))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# A snapshot kept in the database is named in ``Alert.snapshot_path`` as "db:snapshot/<id>":
+# every process on the database (a fleet's bot, another edge) can read it, unlike a file.
+STORED_SNAPSHOT_PREFIX = "db:snapshot/"
+# Alert images are JPEGs of a few hundred kB; the cap keeps one bad frame from bloating
+# every backup. The database enforces it too.
+SNAPSHOT_MAX_BYTES = 4 * 1024 * 1024
+
+
+class StoredSnapshot(Base):
+    """An alert image held in the database (``Store.save_snapshot``), not in a file."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    content_type: Mapped[str] = mapped_column(String(32), default="image/jpeg")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (CheckConstraint(f"length(data) <= {SNAPSHOT_MAX_BYTES}", name="ck_snapshots_size"),)

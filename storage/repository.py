@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from storage.db import create_db_engine
 from storage.models import (
     CHAT_CHANNEL,
+    SNAPSHOT_MAX_BYTES,
+    STORED_SNAPSHOT_PREFIX,
     Alert,
     AlertAction,
     AlertActionKind,
@@ -32,6 +34,7 @@ from storage.models import (
     Operator,
     Role,
     Snooze,
+    StoredSnapshot,
     utcnow,
 )
 
@@ -698,11 +701,35 @@ class Store:
 
     # -- retention ---------------------------------------------------------------------
 
-    def purge_before(self, cutoff: datetime) -> tuple[int, list[str]]:
-        """Delete alerts (and their deliveries) and camera events older than ``cutoff``.
+    # -- snapshots kept in the database -------------------------------------------------
 
-        Returns how many alerts went and their snapshot paths, for the caller to remove
-        the files. The arm audit is never purged.
+    def save_snapshot(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        """Keep an image where every process on this database can read it; returns the
+        reference to record as the alert's snapshot path."""
+        if len(data) > SNAPSHOT_MAX_BYTES:
+            raise ValueError(f"snapshot of {len(data)} bytes is over the {SNAPSHOT_MAX_BYTES}-byte cap")
+        with self._tx() as s:
+            row = StoredSnapshot(data=data, content_type=content_type)
+            s.add(row)
+            s.flush()
+            return f"{STORED_SNAPSHOT_PREFIX}{row.id}"
+
+    def load_snapshot(self, ref: str) -> bytes | None:
+        """The image behind a reference from ``save_snapshot``; None if purged or not one."""
+        if not is_stored_snapshot(ref):
+            return None
+        key = ref.removeprefix(STORED_SNAPSHOT_PREFIX)
+        if not key.isdigit():
+            return None
+        with self._tx() as s:
+            return s.scalar(select(StoredSnapshot.data).where(StoredSnapshot.id == int(key)))
+
+    def purge_before(self, cutoff: datetime) -> tuple[int, list[str]]:
+        """Delete alerts (and their deliveries), camera events and snapshots kept in the
+        database, older than ``cutoff``.
+
+        Returns how many alerts went and their snapshot files, for the caller to remove.
+        The arm audit is never purged.
         """
         with self._tx() as s:
             old = s.execute(
@@ -713,6 +740,7 @@ class Store:
                 s.execute(delete(Delivery).where(Delivery.alert_id.in_(ids)))
                 s.execute(delete(Alert).where(Alert.id.in_(ids)))
             s.execute(delete(CameraEvent).where(CameraEvent.at < cutoff))
+            s.execute(delete(StoredSnapshot).where(StoredSnapshot.created_at < cutoff))
             s.execute(
                 delete(Delivery).where(
                     Delivery.alert_id.is_(None),
@@ -720,7 +748,13 @@ class Store:
                     Delivery.created_at < cutoff,
                 )
             )
-            return len(ids), [row.snapshot_path for row in old if row.snapshot_path]
+            return len(ids), [row.snapshot_path for row in old
+                              if row.snapshot_path and not is_stored_snapshot(row.snapshot_path)]
+
+
+def is_stored_snapshot(ref: str | None) -> bool:
+    """Whether a snapshot path names an image in the database rather than a file."""
+    return bool(ref) and ref.startswith(STORED_SNAPSHOT_PREFIX)  # type: ignore[union-attr]
 
 
 def _earlier_unsettled(waiting_after: datetime | None = None) -> Exists:

@@ -270,3 +270,26 @@ def test_a_delivery_waiting_for_retry_holds_back_its_chat_only(store: Store) -> 
     assert [d.id for d in store.due_deliveries()] == [other.id]  # chat 1 waits for its first
     later = datetime.now(timezone.utc) + timedelta(minutes=2)
     assert [d.id for d in store.due_deliveries(now=later)] == [first.id, second.id, other.id]
+
+
+def test_snapshots_kept_in_the_database_are_capped_and_purged(store: Store) -> None:
+    from storage.models import SNAPSHOT_MAX_BYTES
+    from storage.repository import is_stored_snapshot
+
+    jpeg = bytes(range(256)) * 400  # binary, 100 kB
+    ref = store.save_snapshot(jpeg)
+    assert is_stored_snapshot(ref) and not is_stored_snapshot("/snap/1.jpg")
+    assert store.load_snapshot(ref) == jpeg
+    assert store.load_snapshot("db:snapshot/999") is None and store.load_snapshot("/snap/1.jpg") is None
+    with pytest.raises(ValueError, match="cap"):
+        store.save_snapshot(b"x" * (SNAPSHOT_MAX_BYTES + 1))
+    with store.engine.begin() as conn, pytest.raises(IntegrityError):  # the database holds the cap too
+        conn.execute(text("INSERT INTO snapshots (created_at, content_type, data) VALUES (:at, 'image/jpeg', :d)"),
+                     {"at": "2026-01-01", "d": b"x" * (SNAPSHOT_MAX_BYTES + 1)})
+
+    store.record_alert(camera="yard", track_id=1, class_name="fire", severity=None, confidence=0.5,
+                       area=0.1, snapshot_path=ref, seen_at=T0, push=False)
+    _alert(store, track=2, at=T0)  # a snapshot file
+    removed, files = store.purge_before(datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert (removed, files) == (2, ["/snap/1.jpg"])  # the caller removes files; the database its own
+    assert store.load_snapshot(ref) is None
