@@ -28,6 +28,21 @@ def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float, colo
     cv2.putText(image, text, (x + 1, y - base // 2), _FONT, scale, colour, 1, cv2.LINE_AA)
 
 
+def label_origin(box: tuple[int, int, int, int], text: str, scale: float,
+                 frame: tuple[int, int], top: int) -> tuple[int, int]:
+    """Where ``_text`` draws a box's label: above the box, else (no room under the caption bar
+    that ends at ``top``) inside it from its top edge or just below the bar, kept within the
+    frame's right and bottom edges. Flames often touch the top of the frame."""
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
+    w, h = frame
+    x1, y1, _, _ = box
+    height = th + base + 1  # _text's filled rectangle, from y - th - base to y + 1
+    y = y1 if y1 - th - base >= top else max(y1, top) + th + base
+    y = min(y, h - 2)
+    x = max(0, min(x1, w - tw - 3))
+    return x, max(y, height - 1)
+
+
 def annotate(
     image: np.ndarray,
     detections: Detections,
@@ -40,8 +55,9 @@ def annotate(
     """Return a copy of ``image`` (BGR) with the boxes and a caption bar drawn on it."""
     out = image.copy()
     h, w = out.shape[:2]
-    scale = max(0.4, min(w, h) / 900)
+    scale = label_scale((w, h))
     thickness = max(1, round(min(w, h) / 300))
+    labels: list[tuple[tuple[int, int, int, int], str, tuple[int, int, int]]] = []
     for i in range(len(detections)):
         x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[i])
         name = class_names.get(int(detections.class_id[i]), str(int(detections.class_id[i])))
@@ -56,13 +72,26 @@ def annotate(
             label += f" ({severity})"
         colour = _COLOURS.get(severity or name, _OTHER)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
-        _text(out, label, (x1, max(y1, 16)), scale, (255, 255, 255), colour)
+        labels.append(((x1, y1, x2, y2), label, colour))
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(wall))
-    (_, text_h), base = cv2.getTextSize("Ag", _FONT, scale, 1)
-    bar = text_h + base + 8
+    bar = caption_height(scale)
     cv2.rectangle(out, (0, 0), (w, bar), (0, 0, 0), cv2.FILLED)
     cv2.putText(out, f"{camera}  {stamp}", (6, bar - 7), _FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    # Labels last: over every box outline, never under the caption bar.
+    for box, label, colour in labels:
+        _text(out, label, label_origin(box, label, scale, (w, h), bar + 1), scale, (255, 255, 255), colour)
     return out
+
+
+def label_scale(frame: tuple[int, int]) -> float:
+    """Text scale for a (w, h) frame: readable on 240 lines, not huge on 4K."""
+    return max(0.4, min(frame) / 900)
+
+
+def caption_height(scale: float) -> int:
+    """Height of the caption bar at the frame's top, in pixels."""
+    (_, text_h), base = cv2.getTextSize("Ag", _FONT, scale, 1)
+    return text_h + base + 8
 
 
 _ZONE_COLOUR = (255, 160, 0)  # BGR light blue: not a detection colour
