@@ -29,6 +29,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.help import user_help
 from bench.pipeline import data_dir, natural_sorted
 from firewatch.paths import SHIPPED_DETECTOR
 
@@ -236,7 +237,7 @@ def table(result: dict) -> str:
 
 def daemon_parser(doc: str | None, prog: str | None = None) -> argparse.ArgumentParser:
     """The options every ``firewatch run`` bench takes."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=user_help(doc))
     parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of replay")
     parser.add_argument("--fps", type=float, default=10.0)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.help import user_help
 from bench.models_detector import peak_rss_mb
 from firewatch.paths import MODELS_DIR, REPO_ROOT, data_root
 
@@ -161,7 +162,7 @@ def table(rows: list[Row]) -> str:
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> list[dict] | dict:
     """``python -m bench.models_classifier`` / ``firewatch bench classifier``: print the
     Markdown table; return the rows as JSON-able dicts."""
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     ap.add_argument("--models", type=Path, default=MODELS_DIR)
     ap.add_argument("--extra", type=Path, default=REPO_ROOT / "runs" / "classifier" / "full2")
     ap.add_argument("--runs", type=int, default=300)

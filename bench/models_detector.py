@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.help import user_help
 from firewatch.paths import MODELS_DIR, REPO_ROOT, data_root
 
 TARGET_FPS = 20.0
@@ -234,7 +235,7 @@ def main(
 
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> dict:
     """``python -m bench.models_detector`` / ``firewatch bench models``."""
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     ap.add_argument("models", type=Path, nargs="*", help="ONNX files, FP32 baseline first")
     ap.add_argument("--data", type=Path, default=None, help="YOLO dataset folder (default $FIREWATCH_DATA/fire)")
     ap.add_argument("--images", type=int, default=200, help="val images for accuracy (0: all)")

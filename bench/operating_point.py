@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.help import user_help
 from bench.pipeline import (
     LabelledSequence,
     daemon_detection,
@@ -171,7 +172,7 @@ def _confirm(text: str) -> tuple[int, int]:
 
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> list[dict]:
     """``python -m bench.operating_point`` / ``firewatch bench operating-point``."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
     parser.add_argument("--conf", type=float, nargs="+", default=[0.2, 0.25, 0.3, 0.35, 0.4])
     parser.add_argument("--confirm", type=_confirm, nargs="+", default=[(3, 5), (4, 6), (5, 8)],

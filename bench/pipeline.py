@@ -45,6 +45,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.help import user_help
 from firewatch.paths import SHIPPED_DETECTOR, data_root
 from vision.events import EventConfig
 from vision.types import Detections, Event, FireEvent, Frame
@@ -544,7 +545,7 @@ def alerts_table(timings: Sequence[AlertTiming], false_alerts: FalseAlerts | Non
 
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     """``python -m bench.pipeline`` / ``firewatch bench pipeline``: parse ``argv`` and run."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
     parser.add_argument("--frames-dir", type=Path, default=None, help="default: $FIREWATCH_DATA/fire/images/train")
     parser.add_argument("--pattern", default=FIRE_SEQUENCE)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.help import user_help
 from firewatch.paths import data_root
 from vision.faces import FaceEncoder, FaceStatus, best_match
 
@@ -63,7 +64,7 @@ def measure(encoder: FaceEncoder, data: bytes, templates: np.ndarray, runs: int)
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> dict:
     """``python -m bench.selfie_latency`` / ``firewatch bench selfie``: print the table and
     the report as JSON; return the report."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--data", type=Path, default=data_root())
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.help import user_help
 from bench.pipeline import daemon_detection, find_sequences, link_folder
 from firewatch.paths import SHIPPED_DETECTOR, data_root
 
@@ -169,7 +170,7 @@ def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Seq
 
 
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR, help="detector ONNX (default: the shipped one)")
     parser.add_argument("--conf", type=float, default=None, help="detection threshold (default: the daemon's)")
     parser.add_argument("--threads", type=int, default=1, help="inference threads")
