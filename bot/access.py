@@ -56,15 +56,16 @@ def _guard(check: Callable[[Access, int], bool]) -> Callable[[Handler], Handler]
         async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
             access = services(context).access
             user = update.effective_user
-            if user is None or not await asyncio.to_thread(check, access, user.id):
-                log.info("refused %s from user %s", handler.__name__, user.id if user else None)
-                await refuse(update)
-                return None
             chat = update.effective_chat
-            # A member in some other group would show its members the system's state.
+            # In a group that is not an alert chat the bot says nothing at all: a member there
+            # would show its members the system's state, and a refusal is noise to the others.
             if chat is not None and chat.type != ChatType.PRIVATE and not await asyncio.to_thread(
                     access.is_alert_chat, chat.id):
-                log.info("refused %s from user %s in chat %s: not an alert chat", handler.__name__, user.id, chat.id)
+                log.info("ignored %s from user %s in chat %s: not an alert chat", handler.__name__,
+                         user.id if user else None, chat.id)
+                return None
+            if user is None or not await asyncio.to_thread(check, access, user.id):
+                log.info("refused %s from user %s", handler.__name__, user.id if user else None)
                 await refuse(update)
                 return None
             return await handler(update, context)

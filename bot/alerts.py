@@ -4,16 +4,28 @@ queued Telegram deliveries.
 This is the one place that decides whether an alert is pushed: the system must be
 armed, the camera not snoozed, and a bot configured. Otherwise the alert is still
 recorded (``pushed = False``) so that history is complete.
+
+Alerts the last run left open are carried over a restart: a fire of the same class on the
+same camera continues its alert, and one not seen again is cleared only once its camera
+has been watching for the clear delay. A restart looks before it declares a fire out.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from storage import Store
+from storage.models import Alert
 from vision.types import Event, FireEvent, HealthEvent
+
+if TYPE_CHECKING:
+    from vision.pipeline import PipelineStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +53,18 @@ class RecordResult:
 
 
 class AlertRecorder:
-    def __init__(self, store: Store, *, can_push: bool) -> None:
+    def __init__(self, store: Store, *, can_push: bool, clear_after_s: float = 30.0) -> None:
         self.store = store
         self.can_push = can_push
+        self.clear_after_s = clear_after_s
         self._open: dict[tuple[str, int], int] = {}  # (camera, track) -> alert id
+        self._carried: dict[int, Alert] = {a.id: a for a in store.open_alerts()}
+        if self._carried:
+            log.info("%d alerts left open by the last run are carried over", len(self._carried))
+        self._started = time.monotonic()
+        self._watching_since: dict[str, float] = {}  # camera -> when it was first seen watching
+        # Events come from the vision thread (or the bot's workers), expiry from a timer.
+        self._lock = threading.Lock()
 
     def should_push(self, camera: str) -> bool:
         if not self.can_push or not self.store.arm_state().armed:
@@ -56,13 +76,51 @@ class AlertRecorder:
         self.record(event)
 
     def record(self, event: Event) -> RecordResult:
-        if isinstance(event, HealthEvent):
-            return self._health(event)
-        return self._fire(event)
+        with self._lock:
+            if isinstance(event, HealthEvent):
+                return self._health(event)
+            return self._fire(event)
+
+    def expire_carried(self, watching: dict[str, bool]) -> bool:
+        """Clear the carried alerts whose camera has watched for the clear delay without
+        seeing them (a camera no longer configured counts from the start). ``watching``:
+        camera -> whether it is producing frames or has played to its end. Returns
+        whether messages were queued."""
+        with self._lock:
+            if not self._carried:
+                return False
+            now = time.monotonic()
+            for camera, on in watching.items():
+                if on:
+                    self._watching_since.setdefault(camera, now)
+            due = [a for a in self._carried.values()
+                   if now - self._watching_since.get(a.camera, self._started if a.camera not in watching
+                                                     else float("inf")) >= self.clear_after_s]
+            for alert in due:
+                del self._carried[alert.id]
+                self.store.clear_alert(alert.id, alert.last_seen)
+                log.info("alert #%d from the last run cleared: not seen for %.0f s since the restart",
+                         alert.id, self.clear_after_s)
+            return bool(due)
+
+    def _continue_carried(self, e: FireEvent) -> int | None:
+        """The open alert of the last run that this new track continues, if any."""
+        same = [a for a in self._carried.values() if a.camera == e.camera and a.class_name == e.class_name]
+        if not same:
+            return None
+        alert = max(same, key=lambda a: a.last_seen)
+        del self._carried[alert.id]
+        return alert.id
 
     def _fire(self, e: FireEvent) -> RecordResult:
         at = datetime.fromtimestamp(e.wall, timezone.utc)
         key = (e.camera, e.track_id)
+        if e.kind == "started" and (carried := self._continue_carried(e)) is not None:
+            self._open[key] = carried
+            self.store.update_alert(carried, seen_at=at, severity=e.severity, confidence=e.confidence,
+                                    area=e.area_fraction, snapshot_path=e.snapshot)
+            log.info("alert #%d continues after the restart (%s on %s)", carried, e.class_name, e.camera)
+            return RecordResult(carried, queued=True)
         if e.kind == "started":
             push = self.should_push(e.camera)
             alert = self.store.record_alert(
@@ -99,3 +157,8 @@ class AlertRecorder:
         text = HEALTH_TEXT[e.kind].format(camera=escape(e.camera), detail=escape(e.detail or "-"))
         self.store.queue_text(self.store.alert_chat_ids(), text)
         return RecordResult(queued=True)
+
+
+def watching(statuses: Iterable[PipelineStatus]) -> dict[str, bool]:
+    """Per camera: is it looking (frames flowing, or a file played to its end)?"""
+    return {ps.camera: ps.frames > 0 or (not ps.running and ps.error is None) for ps in statuses}

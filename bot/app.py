@@ -15,17 +15,29 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    filters,
+)
 
 from bot.alerts import AlertRecorder
 from bot.arming import arming_handler
-from bot.buttons import button_handlers, unknown_button
+from bot.audit import audit_handlers
+from bot.buttons import button_handlers
+from bot.replies import conversation_fallbacks
 from bot.enrolment import enrolment_handler
 from bot.jobs import schedule_jobs
 from bot.redaction import redact
 from bot.outbox import OutboxSender
 from bot.queries import COMMANDS, query_handlers
 from bot.services import Services
+from bot.snooze import snooze_handlers
 from bot.zones import zone_handlers
 
 if TYPE_CHECKING:
@@ -103,25 +115,25 @@ def build_application(services: Services, bridge: EventBridge) -> Application:
         .build()
     )
     app.bot_data["services"] = services
-    app.add_handler(arming_handler())
+    app.bot_data["recorder"] = bridge.recorder
+    # Enrolment first: while an admin is asked for someone's photo, that photo is not a selfie.
     app.add_handler(enrolment_handler())
-    for handler in query_handlers() + button_handlers():
+    app.add_handler(arming_handler())
+    for handler in query_handlers() + button_handlers() + snooze_handlers() + audit_handlers():
         app.add_handler(handler)
     for handler, group in zone_handlers():
         app.add_handler(handler, group=group)
-    from telegram.ext import CallbackQueryHandler, MessageHandler, filters
-
-    from bot.access import members_only
-
-    app.add_handler(CallbackQueryHandler(unknown_button))
-    app.add_handler(MessageHandler(filters.COMMAND, members_only(_unknown_command)))
+    for handler in conversation_fallbacks():
+        app.add_handler(handler)
+    # Editing an old message must not replay it as a new command.
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED, _ignore), group=-1)
     app.add_error_handler(_on_error)
     schedule_jobs(app)
     return app
 
 
-async def _unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await update.effective_message.reply_text("Unknown command. /help lists what I can do.")
+async def _ignore(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    raise ApplicationHandlerStop
 
 
 async def _post_init(app: Application, bridge: EventBridge) -> None:

@@ -1,12 +1,17 @@
-"""/arm and /disarm by selfie: a short conversation, or one photo captioned /arm."""
+"""/arm and /disarm by selfie: a short conversation, one photo captioned /arm, or a bare
+selfie, after which the bot asks "Arm or disarm?" with two buttons. Selfies are taken in
+private chats only: in a group every member would see the face."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from html import escape
 
-from telegram import Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, PhotoSize, Update, User
 from telegram.ext import (
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     ConversationHandler,
@@ -15,22 +20,46 @@ from telegram.ext import (
 )
 
 from bot.access import members_only
+from bot.render import local_time
 from bot.services import services
 
 log = logging.getLogger(__name__)
 
-WAITING_SELFIE = 1
+WAITING_SELFIE, CHOOSING = 1, 2
 SELFIE_TIMEOUT_S = 120
 MAX_PHOTO_BYTES = 20 * 1024 * 1024  # what the Bot API lets a bot download
 
-CAPTION_COMMAND = filters.CaptionRegex(r"^/(arm|disarm)(@\w+)?\s*$")
+# "/arm", "arm", "/arm please", "Disarm": people caption photos loosely.
+_ACTION_WORD = re.compile(r"^\s*/?(arm|disarm)(@\w+)?\b", re.IGNORECASE)
+CAPTION_COMMAND = filters.CaptionRegex(_ACTION_WORD)
+PRIVATE = filters.ChatType.PRIVATE
+PRIVATE_ONLY = "Selfies are accepted in private chats only: write to me directly, not in the group."
+PICK = "pick"
+
+
+def _action(text: str | None) -> str | None:
+    match = _ACTION_WORD.match(text or "")
+    return match.group(1).lower() if match else None
+
+
+async def _locked_out(message: Message, context: ContextTypes.DEFAULT_TYPE, user_id: int) -> bool:
+    until = await asyncio.to_thread(services(context).gate.locked_until, user_id)
+    if until is not None:
+        await message.reply_text(f"Arm/disarm is locked after repeated failed selfies until {local_time(until)}.")
+    return until is not None
 
 
 @members_only
 async def ask_for_selfie(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    action = "arm" if update.effective_message.text.lstrip("/").startswith("arm") else "disarm"
+    message = update.effective_message
+    if update.effective_chat.type != "private":
+        await message.reply_text(PRIVATE_ONLY)
+        return ConversationHandler.END
+    if await _locked_out(message, context, update.effective_user.id):
+        return ConversationHandler.END
+    action = _action(message.text) or "arm"
     context.user_data["action"] = action
-    await update.effective_message.reply_text(
+    await message.reply_text(
         f"Send a selfie to {action} the system (or /cancel). Face the camera in good light."
     )
     return WAITING_SELFIE
@@ -39,31 +68,53 @@ async def ask_for_selfie(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 @members_only
 async def selfie_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     message = update.effective_message
-    action = context.user_data.pop("action", None)
-    if action is None and message.caption:  # a photo captioned /arm or /disarm
-        action = "arm" if message.caption.lstrip("/").startswith("arm") else "disarm"
-    await judge(message, context, action or "arm")
+    if update.effective_chat.type != "private":
+        await message.reply_text(PRIVATE_ONLY)
+        return ConversationHandler.END
+    action = context.user_data.pop("action", None) or _action(message.caption)
+    if action is None:  # a bare selfie: ask what it is for, then use this photo
+        context.user_data["photo"] = (message.photo[-1], message.forward_origin is not None)
+        await message.reply_text("Arm or disarm?", reply_markup=InlineKeyboardMarkup([[
+            InlineKeyboardButton("Arm", callback_data=f"{PICK}:arm"),
+            InlineKeyboardButton("Disarm", callback_data=f"{PICK}:disarm")]]))
+        return CHOOSING
+    if await _locked_out(message, context, update.effective_user.id):
+        return ConversationHandler.END
+    await judge(message, update.effective_user, context, action, message.photo[-1],
+                forwarded=message.forward_origin is not None)
     return ConversationHandler.END
 
 
-async def judge(message: Message, context: ContextTypes.DEFAULT_TYPE, action: str) -> None:
+@members_only
+async def action_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    query = update.callback_query
+    pending = context.user_data.pop("photo", None)
+    action = query.data.partition(":")[2]
+    if pending is None or action not in {"arm", "disarm"}:
+        await query.answer("Expired: send the selfie again.")
+        return ConversationHandler.END
+    await query.answer()
+    await query.edit_message_text(f"Arm or disarm? {action.capitalize()}.")
+    if not await _locked_out(query.message, context, update.effective_user.id):
+        await judge(query.message, update.effective_user, context, action, pending[0], forwarded=pending[1])
+    return ConversationHandler.END
+
+
+async def judge(reply_to: Message, user: User, context: ContextTypes.DEFAULT_TYPE, action: str,
+                photo: PhotoSize, *, forwarded: bool) -> None:
     svc = services(context)
-    user = message.from_user
-    photo = message.photo[-1]  # the largest size Telegram made
     if photo.file_size and photo.file_size > MAX_PHOTO_BYTES:
-        await message.reply_text("That photo is too large. Send a normal selfie.")
+        await reply_to.reply_text("That photo is too large. Send a normal selfie.")
         return
     data = bytes(await (await photo.get_file()).download_as_bytearray())
-    decision = await asyncio.to_thread(
-        svc.gate.attempt, user.id, action, data, forwarded=message.forward_origin is not None
-    )
-    await message.reply_text(decision.reply)
+    decision = await asyncio.to_thread(svc.gate.attempt, user.id, action, data, forwarded=forwarded)
+    await reply_to.reply_text(decision.reply)
+    name = escape(user.full_name)
     if decision.success:
-        await _tell_others(context, user.id, f"{_name(message)} {action}ed the system by selfie.")
+        await _tell_others(context, user.id, f"{name} {action}ed the system by selfie.")
     if decision.locked_now:
         await _tell_admins(
-            context, f"⚠️ {_name(message)} ({user.id}) is locked out of arm/disarm after "
-                     "repeated failed selfies."
+            context, f"⚠️ {name} ({user.id}) is locked out of arm/disarm after repeated failed selfies."
         )
 
 
@@ -78,14 +129,28 @@ async def not_a_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
     return WAITING_SELFIE
 
 
+@members_only
+async def document_with_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """A file captioned /disarm: ask for the same as a photo and wait for it."""
+    message = update.effective_message
+    if update.effective_chat.type != "private":
+        await message.reply_text(PRIVATE_ONLY)
+        return ConversationHandler.END
+    context.user_data["action"] = _action(message.caption) or "arm"
+    await message.reply_text("Send the selfie as a photo, not as a file. Or /cancel.")
+    return WAITING_SELFIE
+
+
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     context.user_data.pop("action", None)
+    context.user_data.pop("photo", None)
     await update.effective_message.reply_text("Cancelled.")
     return ConversationHandler.END
 
 
 async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     context.user_data.pop("action", None)
+    context.user_data.pop("photo", None)
     if update.effective_message is not None:
         await update.effective_message.reply_text("No selfie received; cancelled. Send /arm or /disarm again.")
 
@@ -106,22 +171,22 @@ async def _tell_others(context: ContextTypes.DEFAULT_TYPE, actor: int, text: str
         svc.outbox.wake()
 
 
-def _name(message: Message) -> str:
-    from html import escape
-
-    return escape(message.from_user.full_name if message.from_user else "someone")
-
-
 def arming_handler() -> ConversationHandler:
     return ConversationHandler(
         entry_points=[
             CommandHandler(["arm", "disarm"], ask_for_selfie),
             MessageHandler(filters.PHOTO & CAPTION_COMMAND, selfie_received),
+            MessageHandler(filters.PHOTO & PRIVATE, selfie_received),
+            MessageHandler(filters.Document.ALL & CAPTION_COMMAND, document_with_command),
         ],
         states={
             WAITING_SELFIE: [
                 MessageHandler(filters.PHOTO, selfie_received),
                 MessageHandler(~filters.COMMAND, not_a_photo),
+            ],
+            CHOOSING: [
+                CallbackQueryHandler(action_chosen, pattern=rf"^{PICK}:"),
+                MessageHandler(filters.PHOTO, selfie_received),  # another selfie: ask again for it
             ],
             ConversationHandler.TIMEOUT: [MessageHandler(filters.ALL, timed_out)],
         },

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from telegram.ext import Application, ContextTypes
 
+from bot.alerts import AlertRecorder, watching
 from bot.render import local_time
 from bot.services import Services, services
+from bot.snooze import expire_snoozes
 from vision.annotate import raw_frame_path
 
 log = logging.getLogger(__name__)
@@ -102,3 +104,14 @@ def schedule_jobs(app: Application) -> None:
     jq.run_daily(daily_summary, time=dtime(hour=svc.settings.summary_hour).replace(
         tzinfo=datetime.now().astimezone().tzinfo), name="daily-summary")
     jq.run_repeating(retention, interval=6 * 3600, first=60, name="retention")
+    jq.run_repeating(expire_snoozes, interval=15, first=5, name="snooze-ends")
+    jq.run_repeating(clear_carried, interval=2, first=2, name="carried-alerts")
+
+
+async def clear_carried(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Alerts carried over a restart and not seen again are cleared once their camera has looked."""
+    svc = services(context)
+    recorder: AlertRecorder = context.bot_data["recorder"]
+    statuses = [p.status() for p in svc.pipelines.values()]
+    if await asyncio.to_thread(recorder.expire_carried, watching(statuses)):
+        _wake(svc)

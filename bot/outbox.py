@@ -28,9 +28,9 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.redaction import redact
-from bot.render import alert_caption, alert_keyboard
+from bot.render import action_line, alert_caption, alert_keyboard
 from storage import Store
-from storage.models import CHAT_CHANNEL, Alert, Delivery, DeliveryKind
+from storage.models import CHAT_CHANNEL, Alert, AlertStatus, Delivery, DeliveryKind
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,8 @@ class OutboxSender:
         alert = await asyncio.to_thread(self.store.get_alert, d.alert_id)
         if alert is None:
             raise BadRequest("alert no longer exists")
-        caption = await self._caption(alert)
-        keyboard = alert_keyboard(alert.id)
+        caption = await asyncio.to_thread(caption_of, self.store, alert)
+        keyboard = await asyncio.to_thread(keyboard_of, self.store, alert)
         if d.kind is DeliveryKind.ALERT:
             msg = await self._send_photo(d.chat_id, alert, caption, keyboard)
             return msg.message_id
@@ -188,12 +188,6 @@ class OutboxSender:
             reply_markup=keyboard,
         )
 
-    async def _caption(self, alert: Alert) -> str:
-        name = None
-        if alert.acted_by is not None:
-            name = await asyncio.to_thread(display_name, self.store, alert.acted_by)
-        return alert_caption(alert, name)
-
 
 def display_name(store: Store, user_id: int) -> str:
     """An operator's name; for an admin known only from the configuration, the name their
@@ -202,6 +196,18 @@ def display_name(store: Store, user_id: int) -> str:
     if op is not None:
         return op.name
     return store.chat_title(user_id) or str(user_id)
+
+
+def caption_of(store: Store, alert: Alert) -> str:
+    """The alert's caption with the history of what people did about it, by name."""
+    history = [action_line(a, display_name(store, a.user_id) if a.user_id is not None else None)
+               for a in store.alert_actions(alert.id)]
+    return alert_caption(alert, history)
+
+
+def keyboard_of(store: Store, alert: Alert):  # type: ignore[no-untyped-def]
+    return alert_keyboard(alert.id, false_alarm=alert.status is AlertStatus.FALSE_ALARM,
+                          snoozed=store.snoozed_until(alert.camera) is not None)
 
 
 def _readable(path: str | None) -> bool:

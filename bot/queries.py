@@ -14,9 +14,11 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.access import members_only
 from bot.periods import parse_period
-from bot.outbox import display_name
-from bot.render import alert_caption, alert_keyboard, local_time
+from bot.outbox import caption_of, display_name, keyboard_of
+from bot.render import local_time
 from bot.services import services
+from bot.snooze import status_lines
+from bot.strangers import introduce
 from vision.annotate import encode_jpeg
 
 PAGE = 5
@@ -32,16 +34,26 @@ COMMANDS = [
     BotCommand("zones", "Ignore zones of each camera, with buttons to remove them"),
     BotCommand("help", "What I can do"),
     BotCommand("cancel", "Cancel the current question"),
+    BotCommand("unsnooze", "End the snooze of every camera: /unsnooze [camera]"),
 ]
 
 HELP = "\n".join(f"/{c.command} — {c.description}" for c in COMMANDS) + (
-    "\n\nAdmins: /enroll USER_ID [NAME], then send that person's photo."
+    "\n\nAdmins: /enroll USER_ID [NAME], then send that person's photo; /audit [N] lists arm/disarm attempts."
 )
 
 
 @members_only
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.effective_message.reply_text(HELP)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: the help for members; for anyone else, how to get access."""
+    user = update.effective_user
+    if user is not None and await asyncio.to_thread(services(context).access.is_member, user.id):
+        await help_command(update, context)
+    else:
+        await introduce(update, context)
 
 
 @members_only
@@ -57,6 +69,7 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if state.changed_by is not None:
         who = escape(await asyncio.to_thread(display_name, svc.store, state.changed_by))
         lines.append(f"Last change by {who} at {local_time(state.changed_at)}")
+    lines.extend(await status_lines(svc))
     for pipeline in svc.pipelines.values():
         lines.append(await asyncio.to_thread(_camera_line, svc, pipeline))
     if not svc.pipelines:
@@ -168,12 +181,13 @@ async def alert(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if found is None:
         await update.effective_message.reply_text(f"No alert #{int(args[0])}.")
         return
-    caption = alert_caption(found)
+    caption = await asyncio.to_thread(caption_of, svc.store, found)
+    keyboard = await asyncio.to_thread(keyboard_of, svc.store, found)
     path = Path(found.snapshot_path) if found.snapshot_path else None
     if path is not None and path.is_file():
         with path.open("rb") as photo:
             await update.effective_message.reply_photo(
-                photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=alert_keyboard(found.id))
+                photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard)
     else:
         await update.effective_message.reply_text(
             caption + "\n(snapshot no longer available)", parse_mode=ParseMode.HTML)
@@ -204,7 +218,8 @@ async def snapshot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def query_handlers() -> list:  # type: ignore[type-arg]
     return [
-        CommandHandler(["help", "start"], help_command),
+        CommandHandler("help", help_command),
+        CommandHandler("start", start),
         CommandHandler("status", status),
         CommandHandler("history", history),
         CommandHandler("alert", alert),

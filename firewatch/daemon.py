@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from firewatch.config import Settings
 from storage import Store, upgrade
@@ -23,9 +23,6 @@ TELEGRAM_WAIT_WARN_S = 30
 def prepare_store(settings: Settings) -> Store:
     upgrade(settings.db_url)
     store = Store(settings.db_url)
-    stale = store.clear_stale_alerts(datetime.now(timezone.utc))
-    if stale:
-        log.info("%d alerts left open by the last run marked cleared", stale)
     recovered = store.recover_interrupted()
     if recovered:
         log.warning("%d deliveries interrupted by the last shutdown will be retried", recovered)
@@ -44,7 +41,7 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     # Loading models takes seconds; a SIGTERM meanwhile must still end the process cleanly.
     _stop_on_signals(stop)
     store = prepare_store(settings)
-    recorder = AlertRecorder(store, can_push=settings.token is not None)
+    recorder = AlertRecorder(store, can_push=settings.token is not None, clear_after_s=settings.clear_after_s)
     log.info("firewatch starting: cameras %s, database %s",
              ", ".join(repr(c.name) for c in settings.camera_configs), _safe_url(settings.db_url))
     mqtt = mqtt_publisher(settings, lambda: store.arm_state().armed)
@@ -55,7 +52,7 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
         if settings.token is None:
             log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
             pipelines = build_pipelines(settings, [recorder, *extra_sinks], lambda camera: stored_zones(store, camera))
-            return _run_headless(list(pipelines.values()), stop)
+            return _run_headless(list(pipelines.values()), stop, recorder)
         return _run_with_bot(settings, store, recorder, stop, extra_sinks)
     finally:
         if mqtt is not None:
@@ -84,7 +81,9 @@ def _stop_on_signals(stop: threading.Event) -> None:
         signal.signal(sig, handle)
 
 
-def _run_headless(pipelines, stop: threading.Event) -> int:  # type: ignore[no-untyped-def]
+def _run_headless(pipelines, stop: threading.Event, recorder) -> int:  # type: ignore[no-untyped-def]
+    from bot.alerts import watching
+
     if stop.is_set():
         _log_stop(" before the camera started")
         log.info("firewatch stopped")
@@ -92,6 +91,7 @@ def _run_headless(pipelines, stop: threading.Event) -> int:  # type: ignore[no-u
     for pipeline in pipelines:
         pipeline.start()
     while not stop.wait(0.5):
+        recorder.expire_carried(watching(p.status() for p in pipelines))
         if not any(pipeline.running for pipeline in pipelines):  # every file source ended
             break
     if stop.is_set():

@@ -9,7 +9,8 @@ import pytest
 
 from bot.alerts import AlertRecorder
 from bot.queries import parse_history_args
-from bot.render import alert_caption, parse_alert_button
+from bot.outbox import caption_of
+from bot.render import parse_alert_button
 from storage import Store, upgrade
 from storage.models import AlertStatus, DeliveryKind
 from vision.types import FireEvent, HealthEvent
@@ -57,12 +58,15 @@ def test_two_tracks_are_two_alerts(store: Store) -> None:
 
 
 def test_disarmed_or_snoozed_or_tokenless_records_without_pushing(store: Store) -> None:
-    AlertRecorder(store, can_push=False).record(fire("started", track=1))
+    rec = AlertRecorder(store, can_push=False)
+    rec.record(fire("started", track=1))
+    rec.record(fire("cleared", track=1))
+    rec.can_push = True
     store.set_armed(False, user_id=5, method="cli")
-    AlertRecorder(store, can_push=True).record(fire("started", track=2))
+    rec.record(fire("started", track=2))
+    rec.record(fire("cleared", track=2))
     store.set_armed(True, user_id=5, method="cli")
     store.snooze("yard", datetime.now(timezone.utc) + timedelta(minutes=30), 5)
-    rec = AlertRecorder(store, can_push=True)
     rec.record(fire("started", track=3))
     rec.record(fire("started", track=4, camera="gate"))  # another camera is not snoozed
     alerts, total = store.recent_alerts()
@@ -72,14 +76,44 @@ def test_disarmed_or_snoozed_or_tokenless_records_without_pushing(store: Store) 
     assert [d.alert_id for d in store.deliveries()] == [alerts[0].id] * 2
 
 
-def test_a_restart_clears_alerts_left_open_and_ignores_their_old_tracks(store: Store) -> None:
-    AlertRecorder(store, can_push=True).record(fire("started"))
-    assert store.clear_stale_alerts(datetime.now(timezone.utc)) == 1  # what the daemon does at start
-    fresh = AlertRecorder(store, can_push=True)
-    assert fresh.record(fire("updated")).alert_id is None  # track ids restart with the process
-    (alert,), _ = store.recent_alerts()
-    assert alert.status is AlertStatus.CLEARED
-    assert [d.kind for d in store.deliveries(alert.id)].count(DeliveryKind.ALERT_STATE) == 2
+def test_arming_and_a_snooze_end_push_the_fires_still_open(store: Store) -> None:
+    rec = AlertRecorder(store, can_push=True)
+    store.set_armed(False, user_id=5, method="cli")
+    burning = rec.record(fire("started", track=1)).alert_id
+    out = rec.record(fire("started", track=2)).alert_id
+    rec.record(fire("cleared", track=2))
+    assert store.deliveries() == []
+    store.set_armed(True, user_id=5, method="cli")
+    assert [(d.alert_id, d.kind) for d in store.deliveries()] == [(burning, DeliveryKind.ALERT)] * 2
+    assert not store.get_alert(out).pushed  # over before anyone could act: history only
+    store.snooze("yard", datetime.now(timezone.utc) + timedelta(minutes=30), 5, alert_id=burning,
+                 notice="snoozed")
+    quiet = rec.record(fire("started", track=3)).alert_id
+    assert not store.get_alert(quiet).pushed
+    assert store.end_snooze("yard", None, notice="over") is not None
+    assert store.get_alert(quiet).pushed
+    assert [a.action for a in store.alert_actions(burning)] == ["snoozed", "snooze-ended"]
+    texts = [d.text for d in store.deliveries() if d.kind is DeliveryKind.TEXT]
+    assert texts == ["snoozed"] * 2 + ["over"] * 2
+
+
+def test_a_restart_carries_open_alerts_and_clears_them_only_after_looking(store: Store) -> None:
+    first = AlertRecorder(store, can_push=True)
+    burning = first.record(fire("started", track=1)).alert_id
+    gone = first.record(fire("started", track=2, camera="gate")).alert_id
+    fresh = AlertRecorder(store, can_push=True, clear_after_s=0.2)
+    assert fresh.record(fire("updated", track=1)).alert_id is None  # track ids restart with the process
+    # The fire still burns: the new track continues the alert, no second one.
+    assert fresh.record(fire("started", track=9)).alert_id == burning
+    assert store.recent_alerts()[1] == 2
+    assert not fresh.expire_carried({"gate": False})  # not looking yet: nothing is declared out
+    time.sleep(0.3)
+    assert not fresh.expire_carried({"gate": True})  # looking from now on
+    assert store.get_alert(gone).cleared_at is None
+    time.sleep(0.3)
+    assert fresh.expire_carried({"gate": True})
+    assert store.get_alert(gone).status is AlertStatus.CLEARED
+    assert store.get_alert(burning).cleared_at is None
 
 
 def test_health_events_are_stored_and_pushed_when_armed(store: Store) -> None:
@@ -93,8 +127,9 @@ def test_health_events_are_stored_and_pushed_when_armed(store: Store) -> None:
 def test_caption_and_buttons(store: Store) -> None:
     rec = AlertRecorder(store, can_push=True)
     alert_id = rec.record(fire("started", conf=0.87)).alert_id
+    store.add_operator(11, "Ann")
     alert = store.set_alert_status(alert_id, AlertStatus.FALSE_ALARM, 11)
-    caption = alert_caption(alert, "Ann")
+    caption = caption_of(store, alert)
     assert "FIRE — start-fire" in caption and "yard" in caption and "87%" in caption
     assert f"Alert #{alert_id}" in caption and "false alarm by Ann" in caption
     assert parse_alert_button(f"ack:{alert_id}") == ("ack", alert_id)

@@ -87,7 +87,8 @@ class Scene(DaemonWorld):
 
 def _is_notice(message: Message) -> bool:
     text = message.text or ""
-    return text.endswith("the system by selfie.") or " is locked out of arm/disarm" in text
+    return (text.endswith("the system by selfie.") or " is locked out of arm/disarm" in text
+            or "asked for access" in text or (text.startswith(("🔕", "🔔")) and "snooze" in text))
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +160,11 @@ async def test_daemon_starts_and_registers_commands(scene: Scene) -> None:
     await start_daemon(scene)
     commands = await scene.srv.wait_for(lambda s: s.commands, timeout=10)
     (registered,) = commands.values()
-    assert [c["command"] for c in registered] == [
-        "status", "arm", "disarm", "history", "alert", "snapshot", "help", "cancel"]
+    from bot.queries import COMMANDS
+
+    assert [c["command"] for c in registered] == [c.command for c in COMMANDS]
+    assert {"status", "arm", "disarm", "history", "alert", "snapshot", "help", "cancel", "unsnooze"} <= {
+        c["command"] for c in registered}
     assert len(scene.srv.calls_to("setMyCommands")) == 1
 
 
@@ -177,8 +181,9 @@ async def test_stranger_gets_one_short_refusal_per_command_and_nothing_else(scen
     await scene.srv.wait_for(lambda s: len(scene.replies(scene.stranger)) >= len(commands), timeout=20)
     await asyncio.sleep(1.0)  # anything more would arrive by now
     replies = [m.text for m in scene.replies(scene.stranger)]
-    # /cancel outside a conversation is an unknown command: refused like the rest.
-    assert replies == ["Not authorised."] * (len(commands) + 1), replies
+    # /start says how to get access; everything else is refused.
+    assert replies[0].startswith("Not authorised. To get access") and str(STRANGER_ID) in replies[0]
+    assert replies[1:] == ["Not authorised."] * len(commands), replies
     assert scene.store.get_operator(STRANGER_ID, active_only=False) is None
     assert STRANGER_ID not in scene.store.alert_chat_ids()
 
@@ -273,6 +278,12 @@ async def test_false_alarm_by_another_operator_edits_every_copy_and_keeps_the_fr
     alert_id = alert_id_of(message)
     seen = len(scene.srv.callback_answers)
     scene.srv.press_button(scene.obama, message, text="False alarm")
+    assert await answers_after(scene, seen) == ["Sure? Confirm below."]
+    assert not list((scene.root / "data" / "hard-negatives").glob(f"alert-{alert_id}.*"))  # asked first
+    confirm = await scene.srv.wait_for(lambda s: [m for m in scene.alert_photos(scene.group) if alert_id_of(m) == alert_id
+                                                  and any(b["text"] == "Yes, it is a false alarm" for b in m.buttons)], 15)
+    seen = len(scene.srv.callback_answers)
+    scene.srv.press_button(scene.obama, confirm[0], text="Yes, it is a false alarm")
     assert await answers_after(scene, seen) == ["Marked as false alarm."]
     await scene.srv.wait_for(
         lambda s: all("🚫 Marked as false alarm by Barack" in m.caption
@@ -297,6 +308,14 @@ async def test_snooze_silences_the_camera(scene: Scene) -> None:
     (answer,) = await answers_after(scene, seen)
     assert answer is not None and answer.startswith(f"{CAMERA} snoozed until ")
     assert scene.store.snoozed_until(CAMERA) is not None
+    # Everyone is told, and the snooze shows in /status with its time left until /unsnooze.
+    for chat in (scene.admin, scene.group):
+        await scene.srv.wait_for(lambda s: any((m.text or "").startswith(f"🔕 Barack snoozed {CAMERA} until")
+                                               for m in scene.srv.sent_messages(chat)), 15)
+    assert f"🔕 {CAMERA} snoozed by Barack until" in (await scene.ask(scene.admin, "/status")).text  # type: ignore[operator]
+    assert (await scene.ask(scene.admin, "/unsnooze")).text == f"Snooze ended: {CAMERA}."
+    assert scene.store.snoozed_until(CAMERA) is None
+    assert (await scene.ask(scene.admin, "/unsnooze")).text == "Nothing is snoozed."
 
 
 # -- queries ------------------------------------------------------------------------------------
@@ -312,7 +331,8 @@ async def test_history_and_alert(scene: Scene) -> None:
         assert f"#{alerts[0].id} " in history and CAMERA in history  # type: ignore[operator]
         reply = await scene.ask(scene.obama, f"/alert {alerts[-1].id}")
         assert reply.photo_bytes and f"Alert #{alerts[-1].id}" in reply.caption  # type: ignore[operator]
-        assert [b["text"] for b in reply.buttons] == ["Acknowledge", "False alarm", "Snooze 30 min"]
+        second = "It is a real fire" if alerts[-1].status is AlertStatus.FALSE_ALARM else "False alarm"
+        assert [b["text"] for b in reply.buttons] == ["Acknowledge", second, "Snooze 30 min"]
     assert (await scene.ask(scene.obama, "/alert 999999")).text == "No alert #999999."
     assert (await scene.ask(scene.obama, "/alert x")).text == "Usage: /alert ID (a number, see /history)."
     bad = (await scene.ask(scene.obama, "/history 1y")).text
@@ -407,8 +427,13 @@ async def test_fifth_failure_locks_out_and_tells_the_admins(scene: Scene) -> Non
     assert "Too many failed attempts: arm/disarm is locked until" in reply
     await scene.srv.wait_for(lambda s: any(
         (m.text or "").startswith(f"⚠️ Barack ({OBAMA_ID}) is locked out") for m in scene.replies(scene.admin)), 15)
-    locked = await selfie(scene, scene.obama, "/arm", FACES / "examples" / "knn_examples" / "test" / "obama1.jpg")
-    assert locked.startswith("Too many failed attempts. Try again after")
+    # The lockout is said at /arm, with its end, before any selfie is asked for.
+    locked = (await scene.ask(scene.obama, "/arm")).text
+    assert locked.startswith("Arm/disarm is locked after repeated failed selfies until")  # type: ignore[union-attr]
+    # A selfie captioned /arm during the lockout is refused the same way.
+    one_shot = await scene.send_photo(scene.obama, FACES / "examples" / "knn_examples" / "test" / "obama1.jpg",
+                                      caption="/arm")
+    assert one_shot.text.startswith("Arm/disarm is locked")  # type: ignore[union-attr]
     assert not scene.store.arm_state().armed
 
 
