@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from bot.redaction import RedactingFilter, token_filter
+from vision.opencv_log import quiet_opencv
 
 
 def setup_logging(level: str = "INFO", secrets: list[str | None] | None = None) -> RedactingFilter:
@@ -25,4 +26,5 @@ def setup_logging(level: str = "INFO", secrets: list[str | None] | None = None) 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_opencv(debug=level == "DEBUG")
     return token_filter

@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.services import BotSettings
 from firewatch.cameras import CameraConfig
 from firewatch.config import Settings
+from firewatch.source_hint import SourceHint
 from sinks.mqtt import Broker, MqttPublisher, MqttSettings
 from sinks.mqtt_topics import Topics
 from vision.events import EventConfig
@@ -90,7 +91,7 @@ def build_pipelines(
             event_config=event_config(settings, camera),
             classifier=classifier,
             snapshot_dir=settings.snapshots,
-            sinks=list(sinks),
+            sinks=[*sinks, SourceHint(camera.source)],
             backoff=Backoff(),
             flush_at_end=True,
             zones=ZoneSet(camera.zone_values(), added_zones(camera.name)),

@@ -29,7 +29,7 @@ from vision.detectors.base import StagedDetector
 from vision.events import CropClassifier, EventConfig, FireEvents
 from vision.health import HealthConfig, HealthMonitor, HealthState
 from vision.sinks import Sink, publish
-from vision.sources import Backoff, FrameSource, read_frames
+from vision.sources import Backoff, FrameSource, SourceError, read_frames
 from vision.types import Detections, Event, FireEvent, Frame
 from vision.zones import ZoneSet
 
@@ -189,8 +189,11 @@ class Pipeline:
         if stages.failure is not None:
             exc = stages.failure
             self.error = f"{type(exc).__name__}: {exc}"
-            log.error("vision pipeline %s stopped", self.camera, exc_info=exc)
-            if threading.current_thread() is threading.main_thread() or not isinstance(exc, Exception):
+            reraise = threading.current_thread() is threading.main_thread() or not isinstance(exc, Exception)
+            # A file that cannot be read is reported by the caller, in one line.
+            if not (reraise and isinstance(exc, SourceError)):
+                log.error("vision pipeline %s stopped", self.camera, exc_info=exc)
+            if reraise:
                 raise exc
 
     @property

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import cv2
 
@@ -38,6 +38,38 @@ class ReplaySummary:
     video_path: str | None = None
     snapshots_dir: str | None = None
     providers: list[str] = field(default_factory=list)
+
+
+class Progress(Protocol):
+    """What a replay reports its frames to: a tqdm bar fits."""
+
+    total: float | None
+
+    def update(self, n: float = 1) -> bool | None: ...
+
+
+def expected_frames(source: str | Path | int, fps: float | None = None) -> int | None:
+    """How many frames a replay of ``source`` will process: a video file's frame count after
+    ``fps`` subsampling, a folder's image count; None for cameras and streams."""
+    from vision.sources import IMAGE_SUFFIXES
+
+    text = str(source)
+    if isinstance(source, int) or ("://" in text and not text.startswith("file://")):
+        return None
+    path = Path(text.removeprefix("file://"))
+    if path.is_dir():
+        return sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not path.is_file():
+        return None
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count, file_fps = capture.get(cv2.CAP_PROP_FRAME_COUNT), capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+    if count <= 0:
+        return None
+    stride = max(1, round(file_fps / fps)) if fps and file_fps and fps < file_fps else 1
+    return -(-int(count) // stride)
 
 
 class EventLog:
@@ -101,6 +133,7 @@ def replay(
     classifier: CropClassifier | None = None,
     detector: DetectorLike | None = None,
     tracker: TrackerLike | None = None,
+    progress: Progress | None = None,
 ) -> ReplaySummary:
     """Run the pipeline over ``source`` until it ends; returns a summary.
 
@@ -109,6 +142,7 @@ def replay(
     ``fps``: playback rate of an image folder / subsampling of a video file.
     ``detector`` / ``tracker`` replace the ONNX model / ByteTrack (a configured runtime,
     tests); without ``detector``, ``model`` is loaded on the default runtime.
+    ``progress`` is told the expected frame count (``total``) and each processed frame.
     """
     if detector is None:
         if model is None:
@@ -117,6 +151,8 @@ def replay(
 
         detector = Detector(model, conf_threshold=conf_threshold, threads=threads)
     frame_source = open_source(source, fps=fps, name=camera)
+    if progress is not None:
+        progress.total = expected_frames(source, fps)
     log_sink = EventLog(events)
     video: _VideoOut | None = None
     last_t = 0.0
@@ -125,6 +161,8 @@ def replay(
     def on_frame(frame: Frame, tracked: Detections) -> None:
         nonlocal video, last_t
         last_t = frame.t
+        if progress is not None:
+            progress.update(1)
         if out_video is not None:
             if video is None:
                 video = _VideoOut(Path(out_video), frame_source.fps or fps or 10.0)

@@ -71,8 +71,11 @@ class CaptureSource:
         live: bool,
         fps: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        target: str | None = None,
     ) -> None:
         self.name = name
+        # What failed, for error messages: the path or camera index, not the short name.
+        self.target = target or name
         self.live = live
         self._opener = opener
         self._fps = fps
@@ -95,10 +98,11 @@ class CaptureSource:
         try:
             capture = self._opener()
         except Exception as exc:  # a device driver can raise anything
-            raise SourceError(f"cannot open {self.name}: {exc}") from exc
+            raise SourceError(f"cannot open {self.target}: {exc}") from exc
         if not capture.isOpened():
             capture.release()
-            raise SourceError(f"cannot open {self.name}")
+            reason = "" if self.live else " (not a video file OpenCV can read)"
+            raise SourceError(f"cannot open {self.target}{reason}")
         self._capture = capture
         if not self.live:
             self._file_fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0) or (self._fps or 25.0)
@@ -272,7 +276,8 @@ def open_source(
     text = str(spec)
     if isinstance(spec, int) or text.isdigit():
         index = int(text)
-        camera = CaptureSource(lambda: cv2.VideoCapture(index), name=name or f"camera{index}", live=True)
+        camera = CaptureSource(lambda: cv2.VideoCapture(index), name=name or f"camera{index}", live=True,
+                               target=f"camera {index}")
         return LatestFrameSource(camera) if latest_only else camera
     if is_gstreamer_pipeline(text):
         # CSI / USB cameras on a Jetson: needs an OpenCV built with GStreamer (JetPack's).
@@ -289,7 +294,8 @@ def open_source(
     if path.is_dir():
         return ImageFolderSource(path, fps=fps or 10.0, realtime=realtime, name=name)
     if path.is_file():
-        return CaptureSource(lambda: cv2.VideoCapture(str(path)), name=name or path.stem, live=False, fps=fps)
+        return CaptureSource(lambda: cv2.VideoCapture(str(path)), name=name or path.stem, live=False, fps=fps,
+                             target=str(path))
     raise SourceError(f"no such camera, URL, file or folder: {text}")
 
 
@@ -351,12 +357,14 @@ def read_frames(
                     raise
                 source.close()
                 is_open = False
+                delay = backoff.next_delay()
                 if not in_outage:
                     in_outage = True
+                    log.warning("%s; retrying every %.0f s at most until it is back", exc, backoff.maximum)
                     if on_lost is not None:
                         on_lost(str(exc))
-                delay = backoff.next_delay()
-                log.warning("%s; retrying in %.1f s", exc, delay)
+                else:  # one line per outage: a camera that stays away must not fill the log
+                    log.debug("%s; retrying in %.1f s", exc, delay)
                 stop.wait(delay)
                 continue
             if frame is None:
