@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from vision.geometry import box_iou_matrix
+from vision.replay import Progress
 from vision.types import Detections
 
 log = logging.getLogger(__name__)
@@ -514,6 +515,7 @@ def evaluate(
     verbose: bool = True,
     classifier: str | Path | None = None,
     veto: float = 0.9,
+    progress: Progress | None = None,
 ) -> EvalReport:
     """Run ``model`` (ONNX) through the daemon's ``Detector`` on ``data`` and score it.
 
@@ -523,7 +525,8 @@ def evaluate(
     ``json_path`` the report as JSON. ``limit`` evaluates an evenly spaced subset.
     With ``classifier`` (the fire classifier's ONNX), the image-level sweep gets a second set
     of columns where a fire box is dropped when the classifier gives its crop p(no-fire) >=
-    ``veto`` — the per-image analogue of the pipeline's veto of a track.
+    ``veto`` — the per-image analogue of the pipeline's veto of a track. ``progress`` (a tqdm
+    bar fits) is told the image count and each image scored.
     """
     from training import offline
 
@@ -539,6 +542,8 @@ def evaluate(
     acc = EvalAccumulator(names, conf, iou)
     veto_boxes = _box_veto(classifier, veto, acc.fire_class) if classifier is not None else None
     spent = 0.0
+    if progress is not None:
+        progress.total = len(samples)
     for sample in samples:
         image = cv2.imread(str(sample.image))
         if image is None:
@@ -548,6 +553,8 @@ def evaluate(
         spent += time.perf_counter() - t
         vetoed = veto_boxes(image, dets) if veto_boxes is not None else None
         acc.add(GroundTruth.read(sample.label, image.shape[:2]), dets, vetoed)
+        if progress is not None:
+            progress.update(1)
     out = Path(out_dir) if out_dir is not None else None
     report = acc.report(model=str(model), data=str(data), out_dir=out)
     report.ms_per_image = round(1000 * spent / len(samples), 2)

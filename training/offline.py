@@ -8,6 +8,7 @@ entry point that imports ultralytics calls :func:`prepare` first.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -41,19 +42,32 @@ def _local_font() -> Path | None:
         return None
 
 
+def _not_settings_banner(record: logging.LogRecord) -> bool:
+    # Ultralytics announces its settings file, with how to edit it, to whoever ran the
+    # command: ours are set in code (prepare), so the banner only misleads.
+    return not str(record.msg).startswith("Creating new Ultralytics Settings")
+
+
+def default_config_dir() -> Path:
+    """Ultralytics' settings and fonts: a per-user cache, so that no command leaves a
+    ``.ultralytics/`` folder in the directory it runs in."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "firewatch" / "ultralytics"
+
+
 def prepare(config_dir: Path | None = None) -> Path:
     """Set the environment so that a later ``import ultralytics`` stays offline.
 
     Must run before ultralytics is imported. Returns the ultralytics config dir.
     """
-    config_dir = Path(
-        config_dir or os.environ.get("YOLO_CONFIG_DIR") or PROJECT_ROOT / ".ultralytics"
-    )
+    config_dir = Path(config_dir or os.environ.get("YOLO_CONFIG_DIR") or default_config_dir())
     config_dir.mkdir(parents=True, exist_ok=True)
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"
     os.environ.setdefault("YOLO_VERBOSE", "true")
+    # Its logger is configured at import, but a filter set on it beforehand stays.
+    logging.getLogger("ultralytics").addFilter(_not_settings_banner)
 
     from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
 
