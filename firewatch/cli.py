@@ -21,16 +21,23 @@ from bot.periods import parse_period
 from bot.redaction import redact, url_password
 from firewatch import __version__
 from firewatch.config import ConfigError, Settings, load_settings
+from firewatch.data_dir import ensure_data_dir
+from firewatch.extras import install_hint, require
 from firewatch.logging_setup import setup_logging
+from vision.sources import SourceError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("firewatch")
 
 
 def _settings() -> Settings:
+    from firewatch.unknown_keys import check_keys
+
     settings = load_settings()
     setup_logging(settings.log_level,
                   secrets=[settings.token, url_password(settings.db_url), url_password(settings.mqtt)])
+    for line in check_keys():
+        click.echo(f"warning: {line}", err=True)
     return settings
 
 
@@ -43,7 +50,9 @@ def _friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             raise click.ClickException(f"configuration error: {exc}") from None
-        except (LookupError, ValueError, FileNotFoundError) as exc:
+        except ModuleNotFoundError as exc:
+            raise click.ClickException(install_hint(exc.name or "")) from None
+        except (LookupError, ValueError, FileNotFoundError, SourceError) as exc:
             raise click.ClickException(redact(str(exc))) from None
 
     return wrapper  # type: ignore[return-value]
@@ -52,6 +61,7 @@ def _friendly_errors(func: F) -> F:
 def _store(settings: Settings):  # type: ignore[no-untyped-def]
     from storage import Store, upgrade
 
+    ensure_data_dir(settings)
     upgrade(settings.db_url)
     return Store(settings.db_url)
 
@@ -68,7 +78,18 @@ def run() -> None:
     """Run the daemon: camera -> detector -> alerts -> Telegram, until SIGTERM/Ctrl-C."""
     from firewatch.daemon import run_daemon
 
-    sys.exit(run_daemon(_settings()))
+    settings = _settings()
+    ensure_data_dir(settings)
+    sys.exit(run_daemon(settings))
+
+
+@main.command()
+@_friendly_errors
+def info() -> None:
+    """Print the resolved settings (environment, .env, defaults); secrets are masked."""
+    from firewatch.info import settings_report
+
+    click.echo(settings_report(_settings()))
 
 
 # -- database ----------------------------------------------------------------------------
@@ -155,6 +176,8 @@ def history(limit: int, since: str | None, class_name: str | None) -> None:
     if not alerts:
         click.echo("no alerts")
         return
+    click.echo(f"{'id':<6} {'first seen':<19}  {'camera':<12} {'class':<5} {'severity':<10} "
+               "confidence area status")
     for a in alerts:
         seen = a.first_seen.astimezone().strftime("%Y-%m-%d %H:%M:%S")
         click.echo(
@@ -174,26 +197,46 @@ def history(limit: int, since: str | None, class_name: str | None) -> None:
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="JSON-lines output.")
 @click.option("--snapshots", type=click.Path(path_type=Path), default=None)
 @click.option("--fps", type=float, default=None, help="Frame rate for image folders.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_friendly_errors
 def detect(source: str, model: Path | None, out_video: Path | None, events: Path | None,
-           snapshots: Path | None, fps: float | None) -> None:
-    """Run the detection pipeline on a video file, image folder or stream."""
+           snapshots: Path | None, fps: float | None, as_json: bool) -> None:
+    """Run the detection pipeline on a video file, image folder or stream; a progress bar on a
+    terminal, a summary at the end."""
     from firewatch.commands import detect_command
 
-    detect_command(_settings(), source, model, out_video, events, snapshots, fps)
+    detect_command(_settings(), source, model, out_video, events, snapshots, fps, as_json)
+
+
+@main.command()
+@click.option("--clip", type=click.Path(exists=True, dir_okay=True, path_type=Path), default=None,
+              help="Play this video file or image folder instead of the synthetic flame.")
+@_friendly_errors
+def demo(clip: Path | None) -> None:
+    """Try firewatch without a camera: play a short fire clip through the daemon's pipeline
+    (bot off) and print the alerts it raised. Writes into DATA_DIR/demo."""
+    from firewatch.demo import demo_command
+
+    settings = _settings()
+    if not demo_command(settings, clip, ensure_data_dir(settings) / "demo"):
+        sys.exit(1)
 
 
 @main.command()
 @click.option("--user-id", type=int, required=True, help="The operator's Telegram user id.")
 @click.option("--name", required=True)
+@click.option("--create", is_flag=True,
+              help="Also add the user as an operator (who then receives alerts) if they are not one.")
 @click.argument("photos", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_friendly_errors
-def enroll(user_id: int, name: str, photos: tuple[Path, ...]) -> None:
+def enroll(user_id: int, name: str, create: bool, photos: tuple[Path, ...]) -> None:
     """Enrol an operator's face from one or more photos (one face each)."""
     from firewatch.commands import enroll_command
 
-    if enroll_command(_settings(), user_id, name, photos):
+    settings = _settings()
+    ensure_data_dir(settings)
+    if enroll_command(settings, user_id, name, photos, create=create):
         sys.exit(1)
 
 
@@ -229,6 +272,8 @@ def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
                        finetune_from: Path | None, lr0: float, export_to: Path | None) -> None:
     """Train the fire/smoke YOLO detector from scratch (resumable)."""
     from firewatch.paths import data_root
+
+    require()
     from training.detector import CHECKPOINTS, export_detector, train_detector
 
     setup_logging("INFO")
@@ -252,6 +297,8 @@ def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
 def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None, detector: Path | None) -> None:
     """Train the fire / start-fire / no-fire classifier (teacher, distilled student, pruned)."""
     from firewatch.paths import data_root
+
+    require()
     from training.classifier import train_all
 
     setup_logging("INFO")
@@ -266,23 +313,26 @@ def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None, 
               help="Detector ONNX file (default: the configured one).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder for the PR curve and confusion matrix PNGs.")
+              help="Folder for the PR curve and confusion matrix PNGs (none without it).")
 @_friendly_errors
 def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Path | None) -> None:
     """Accuracy of the detector on a labelled folder: mAP, P/R/F1, image-level F1, false alarms.
 
     Also sweeps the threshold for image-level F1 and false alarms, with and without the
     fire classifier's veto (when the configured classifier model exists)."""
+    require()
+    from firewatch.progress import progress_bar
     from training.evaluate import evaluate as run_evaluation
 
     settings = _settings()
     # The threshold sweep is also shown after the classifier's veto, as the daemon applies it.
     classifier = settings.classifier_model
-    run_evaluation(data, model or settings.detector_model, conf=settings.detect_confidence,
-                   nms_iou=settings.nms_iou, json_path=json_path,
-                   out_dir=out_dir or (json_path.parent if json_path else None),
-                   classifier=classifier if classifier is not None and classifier.is_file() else None,
-                   veto=settings.veto_no_fire)
+    with progress_bar("evaluate", unit="image") as bar:
+        report = run_evaluation(data, model or settings.detector_model, conf=settings.detect_confidence,
+                                nms_iou=settings.nms_iou, json_path=json_path, out_dir=out_dir,
+                                classifier=classifier if classifier is not None and classifier.is_file() else None,
+                                veto=settings.veto_no_fire, progress=bar, verbose=False)
+    click.echo(report.table())
 
 
 BENCHMARKS = {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -10,41 +13,56 @@ from firewatch.config import Settings
 
 
 def detect_command(settings: Settings, source: str, model: Path | None, out_video: Path | None,
-                   events: Path | None, snapshots: Path | None, fps: float | None) -> None:
+                   events: Path | None, snapshots: Path | None, fps: float | None,
+                   as_json: bool = False) -> None:
+    from firewatch.progress import progress_bar
+    from firewatch.summaries import replay_summary
     from firewatch.wiring import event_config, load_classifier
     from vision.detectors import Detector
     from vision.replay import replay
 
     detector = Detector(model or settings.detector_model, runtime=settings.detector_runtime,
                         conf_threshold=settings.detect_confidence, threads=settings.inference_threads)
-    summary = replay(
-        source,
-        detector=detector,
-        out_video=out_video,
-        events=events,
-        snapshots=snapshots,
-        fps=fps,
-        camera=settings.camera_name if settings.camera_name != "camera" else None,
-        event_config=event_config(settings),
-        classifier=load_classifier(settings.classifier_model),
-    )
-    click.echo(str(summary))
+    with progress_bar("detect") as bar:
+        summary = replay(
+            source,
+            detector=detector,
+            out_video=out_video,
+            events=events,
+            snapshots=snapshots,
+            fps=fps,
+            camera=settings.camera_name if settings.camera_name != "camera" else None,
+            event_config=event_config(settings),
+            classifier=load_classifier(settings.classifier_model),
+            progress=bar,
+        )
+    click.echo(json.dumps(asdict(summary), indent=2) if as_json else replay_summary(summary))
 
 
-def enroll_command(settings: Settings, user_id: int, name: str, photos: tuple[Path, ...]) -> int:
-    """Enrol each photo; returns how many failed."""
+def enroll_command(settings: Settings, user_id: int, name: str, photos: tuple[Path, ...],
+                   create: bool = False) -> int:
+    """Enrol each photo; returns how many failed. An unknown user is refused unless ``create``:
+    enrolling makes them an operator, and operators receive alerts."""
     from bot.enrolment import enrol_photo
+    from firewatch.progress import progress_bar
     from storage import Store, upgrade
     from vision.faces import FaceEncoder
 
     upgrade(settings.db_url)
     store = Store(settings.db_url)
-    encoder = FaceEncoder()
-    keep = settings.data_dir / "faces" if settings.keep_face_photos else None
-    failed = 0
-    for photo in photos:
-        result = enrol_photo(store, encoder, user_id, name, photo.read_bytes(), keep_photo_dir=keep)
-        click.echo(f"{photo}: {result.message}")
-        failed += not result.ok
-    store.close()
-    return failed
+    try:
+        if not create and store.get_operator(user_id) is None:
+            raise LookupError(f"no operator with user id {user_id}: add them first with `firewatch operators "
+                              f"add --user-id {user_id} --name NAME`, or pass --create")
+        encoder = FaceEncoder()
+        keep = settings.data_dir / "faces" if settings.keep_face_photos else None
+        failed = 0
+        with progress_bar("enroll", total=len(photos), unit="photo") as bar:
+            for photo in photos:
+                result = enrol_photo(store, encoder, user_id, name, photo.read_bytes(), keep_photo_dir=keep)
+                bar.write(f"{photo}: {result.message}", file=sys.stdout)
+                bar.update(1)
+                failed += not result.ok
+        return failed
+    finally:
+        store.close()
