@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.help import user_help
 from firewatch.paths import SHIPPED_DETECTOR, data_root
 from vision.detectors import RuntimeOptions, YoloDetector, open_runtime
 from vision.detectors.shared import SHARING_MODES, share
@@ -99,7 +100,7 @@ class _Limited:
 
 
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--modes", nargs="+", default=list(SHARING_MODES), choices=SHARING_MODES)
