@@ -26,6 +26,7 @@ from pathlib import Path
 from bench.help import user_help
 from bench.pipeline import daemon_detection, find_sequences, link_folder
 from firewatch.paths import SHIPPED_DETECTOR, data_root
+from firewatch.progress import progress_bar
 
 SEQUENCE_FPS = 10.0  # the fire/ sequences are stills of CCTV videos, played as the daemon would see 10 FPS
 
@@ -165,8 +166,13 @@ def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Seq
     clips = video_clips(root) + sequence_clips(root, splits)
     if names:
         clips = [c for c in clips if c.name in names]
-    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
-        return [play(clip, model=model, conf=conf, threads=threads, work=Path(tmp)) for clip in clips]
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp, \
+            progress_bar("bench video", total=len(clips), unit="clip") as bar:
+        results = []
+        for clip in clips:
+            results.append(play(clip, model=model, conf=conf, threads=threads, work=Path(tmp)))
+            bar.update(1)
+        return results
 
 
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:

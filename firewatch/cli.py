@@ -218,6 +218,8 @@ def demo(clip: Path | None) -> None:
     from firewatch.demo import demo_command
 
     settings = _settings()
+    if settings.log_level == "INFO":  # the demo prints its alerts; the log would repeat them
+        logging.getLogger().setLevel(logging.WARNING)
     if not demo_command(settings, clip, ensure_data_dir(settings) / "demo"):
         sys.exit(1)
 

@@ -15,8 +15,9 @@ log = logging.getLogger("firewatch")
 class SourceHint:
     """A sink that logs the hint once, on the first ``lost`` event."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, setting: str = "FIREWATCH_CAMERA_SOURCE") -> None:
         self.source = source
+        self.setting = setting  # where the user changes the source
         self._said = False
 
     def publish(self, event: Event) -> None:
@@ -24,8 +25,7 @@ class SourceHint:
             return
         self._said = True
         log.warning(
-            "camera source %r (FIREWATCH_CAMERA_SOURCE) is not delivering: %s. Point "
-            "FIREWATCH_CAMERA_SOURCE at a stream (rtsp://host/path), a video file or an image "
-            "folder; `firewatch demo` plays a fire clip without a camera. Retrying meanwhile.",
-            mask_url_credentials(self.source), event.detail)
+            "camera source %r (%s) is not delivering: %s. Point %s at a stream (rtsp://host/path), "
+            "a video file or an image folder; `firewatch demo` plays a fire clip without a camera. "
+            "Retrying meanwhile.", mask_url_credentials(self.source), self.setting, event.detail, self.setting)
 

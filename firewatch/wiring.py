@@ -91,7 +91,7 @@ def build_pipelines(
             event_config=event_config(settings, camera),
             classifier=classifier,
             snapshot_dir=settings.snapshots,
-            sinks=[*sinks, SourceHint(camera.source)],
+            sinks=[*sinks, SourceHint(camera.source, _source_setting(settings, camera.name))],
             backoff=Backoff(),
             flush_at_end=True,
             zones=ZoneSet(camera.zone_values(), added_zones(camera.name)),
@@ -109,3 +109,10 @@ def mqtt_publisher(settings: Settings, armed: Callable[[], bool]) -> MqttPublish
     client_id = f"{topics.prefix.replace('/', '-')}-{socket.gethostname()}"
     return MqttPublisher(MqttSettings(broker=Broker.from_url(settings.mqtt), topics=topics, client_id=client_id),
                          [camera.name for camera in settings.camera_configs], armed=armed)
+
+
+def _source_setting(settings: Settings, camera: str) -> str:
+    """Where the user sets this camera's source, for the hint when it cannot be opened."""
+    if not settings.cameras:
+        return "FIREWATCH_CAMERA_SOURCE"
+    return f"the source of camera {camera!r} in {settings.config or 'the configuration file'}"
