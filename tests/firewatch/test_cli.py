@@ -10,11 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 
 from firewatch.cli import main, parse_period
+from storage.db import alembic_config
 
 TOKEN = "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
+# The newest migration: each new one must be applied by `db upgrade` and at every start.
+HEAD_REVISION = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
 def _commands(group, prefix=()):  # type: ignore[no-untyped-def]
@@ -56,7 +60,7 @@ def test_console_script_is_installed() -> None:
 
 def test_db_upgrade_operators_and_history(env: dict[str, str]) -> None:
     runner = CliRunner()
-    assert "revision 0002" in runner.invoke(main, ["db", "upgrade"]).output
+    assert f"revision {HEAD_REVISION}" in runner.invoke(main, ["db", "upgrade"]).output
     out = runner.invoke(main, ["operators", "add", "--user-id", "42", "--name", "Ann", "--admin"])
     assert out.exit_code == 0 and "Ann (42, admin)" in out.output
     listed = runner.invoke(main, ["operators", "list"]).output
@@ -118,4 +122,4 @@ def test_run_migrates_and_stops_cleanly_on_sigterm(env: dict[str, str], tmp_path
     assert "nothing will be pushed" in output
     from storage.db import current_revision
 
-    assert current_revision(f"sqlite:///{db}") == "0002"
+    assert current_revision(f"sqlite:///{db}") == HEAD_REVISION
