@@ -110,6 +110,7 @@ class DaemonDetection:
     iou_threshold: float
     event_config: EventConfig
     classifier_model: Path | None
+    settings: Any  # the firewatch.config.Settings these came from, for the wiring helpers
 
 
 def daemon_detection() -> DaemonDetection:
@@ -118,7 +119,7 @@ def daemon_detection() -> DaemonDetection:
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg] - environment and defaults only
     classifier = settings.classifier_model if settings.classifier_model and settings.classifier_model.is_file() else None
-    return DaemonDetection(settings.detect_confidence, settings.nms_iou, event_config(settings), classifier)
+    return DaemonDetection(settings.detect_confidence, settings.nms_iou, event_config(settings), classifier, settings)
 
 
 # -- stage timing --------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from firewatch.paths import SHIPPED_VERIFICATION
 from vision.types import Detections
 from vision.verification import VerificationModel, Verifier
 
@@ -70,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     cv2.setNumThreads(1)  # the daemon's post thread: one core
     frames = frames_720p(args.frames + 20)
-    model = VerificationModel.load()
+    model = VerificationModel.load(SHIPPED_VERIFICATION)
     print(f"1280x720, {args.frames} frames, best of {args.rounds} rounds (ms per frame)")
     print("tracks  wall   cpu    (wall of every round)")
     for n in args.tracks:

@@ -85,13 +85,16 @@ def sequence_clips(root: Path, splits: Sequence[str] = ("val",)) -> list[Clip]:
     return clips
 
 
-def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1, work: Path) -> ClipResult:
-    """Replay ``clip`` through the pipeline with the daemon's settings; when did it alert?"""
-    from firewatch.wiring import load_classifier
+def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1, work: Path,
+         verify: bool | None = None) -> ClipResult:
+    """Replay ``clip`` through the pipeline with the daemon's settings; when did it alert?
+    ``verify`` turns temporal verification on or off (None: the daemon's setting)."""
+    from firewatch.wiring import load_classifier, load_verifier
     from vision.detectors import Detector
     from vision.replay import replay
 
     settings = daemon_detection()
+    daemon = settings.settings if verify is None else settings.settings.model_copy(update={"verify": verify})
     detector = Detector(model, conf_threshold=settings.conf_threshold if conf is None else conf,
                         iou_threshold=settings.iou_threshold, threads=threads)
     if len(clip.frames) == 1:
@@ -100,7 +103,8 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
         source, fps = link_folder(clip.frames, work / clip.name), clip.fps
     events_path = work / f"{clip.name}.jsonl"
     summary = replay(source, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
-                     event_config=settings.event_config, classifier=load_classifier(settings.classifier_model))
+                     event_config=settings.event_config, classifier=load_classifier(settings.classifier_model),
+                     verifier=load_verifier(daemon))
     events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
     started = [e for e in events if e.get("event") == "started"]
     first = started[0] if started else None
@@ -161,7 +165,7 @@ def table(results: Sequence[ClipResult], summary: VideoSummary) -> str:
 
 
 def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Sequence[str] = ("val",),
-        root: Path | None = None, names: Sequence[str] = ()) -> list[ClipResult]:
+        root: Path | None = None, names: Sequence[str] = (), verify: bool | None = None) -> list[ClipResult]:
     root = root or data_root()
     clips = video_clips(root) + sequence_clips(root, splits)
     if names:
@@ -170,7 +174,7 @@ def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Seq
             progress_bar("bench video", total=len(clips), unit="clip") as bar:
         results = []
         for clip in clips:
-            results.append(play(clip, model=model, conf=conf, threads=threads, work=Path(tmp)))
+            results.append(play(clip, model=model, conf=conf, threads=threads, work=Path(tmp), verify=verify))
             bar.update(1)
         return results
 
@@ -183,9 +187,12 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--splits", nargs="*", default=["val"], choices=["val", "train"],
                         help="which fire/ splits' sequences to include (train: seen in training)")
     parser.add_argument("--clip", action="append", default=[], help="only this clip (repeatable)")
+    parser.add_argument("--verify", choices=["on", "off"], default=None,
+                        help="temporal verification on or off (default: the daemon's FIREWATCH_VERIFY)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
-    results = run(args.model, conf=args.conf, threads=args.threads, splits=args.splits, names=args.clip)
+    verify = None if args.verify is None else args.verify == "on"
+    results = run(args.model, conf=args.conf, threads=args.threads, splits=args.splits, names=args.clip, verify=verify)
     summary = summarize(results)
     print(table(results, summary))
     if args.json is not None:

@@ -127,6 +127,7 @@ class AlertRecorder:
                 camera=e.camera, track_id=e.track_id, class_name=e.class_name,
                 severity=e.severity, confidence=e.confidence, area=e.area_fraction,
                 snapshot_path=e.snapshot, seen_at=at, push=push, box=normalised_box(e),
+                verification=e.verification,
             )
             self._open[key] = alert.id
             log.info("alert #%d started: %s%s on %s (pushed: %s)", alert.id, e.class_name,

@@ -182,6 +182,8 @@ async def alert(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await update.effective_message.reply_text(f"No alert #{int(args[0])}.")
         return
     caption = await asyncio.to_thread(caption_of, svc.store, found)
+    if found.verification and found.verification.get("reason"):
+        caption += f"\nWhy: {escape(found.verification['reason'])}"
     keyboard = await asyncio.to_thread(keyboard_of, svc.store, found)
     path = Path(found.snapshot_path) if found.snapshot_path else None
     if path is not None and path.is_file():

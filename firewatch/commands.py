@@ -17,7 +17,7 @@ def detect_command(settings: Settings, source: str, model: Path | None, out_vide
                    as_json: bool = False) -> None:
     from firewatch.progress import progress_bar
     from firewatch.summaries import replay_summary
-    from firewatch.wiring import event_config, load_classifier
+    from firewatch.wiring import event_config, load_classifier, load_verifier
     from vision.detectors import Detector
     from vision.replay import replay
 
@@ -35,6 +35,7 @@ def detect_command(settings: Settings, source: str, model: Path | None, out_vide
             event_config=event_config(settings),
             classifier=load_classifier(settings.classifier_model),
             progress=bar,
+            verifier=load_verifier(settings),
         )
     click.echo(json.dumps(asdict(summary), indent=2) if as_json else replay_summary(summary))
 

@@ -40,7 +40,7 @@ from pydantic_settings import (
 
 from firewatch.cameras import CameraConfig
 
-from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR
+from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_VERIFICATION
 from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     clear_after_s: float = Field(30.0, gt=0)
     # The classifier vetoes a confirmed fire track whose crop has p(no-fire) >= this.
     veto_no_fire: float = Field(0.9, gt=0, le=1)
+    # Temporal verification: a confirmed track alerts only once it moves like fire
+    # (flicker, changing outline, motion inside the box); a still picture of a fire does not.
+    verify: bool = True
+    verification_model: Path = SHIPPED_VERIFICATION
 
     # Arm / disarm
     face_match_threshold: float = Field(0.5, gt=0, le=1.0)
@@ -151,7 +155,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("detector_model", "classifier_model", mode="before")
+    @field_validator("detector_model", "classifier_model", "verification_model", mode="before")
     @classmethod
     def _empty_is_shipped_model(cls, value: object, info: ValidationInfo) -> object:
         # Empty means the model shipped in models/; "off" disables the optional classifier.
@@ -204,13 +208,15 @@ class Settings(BaseSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _unique_camera_names(self) -> Settings:
-        names = [camera.name for camera in self.cameras]
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_names(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        # A field check, not a model one: its error then names the file and the key.
+        names = [camera.name for camera in cameras]
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
             raise ValueError(f"camera names must be unique: {', '.join(twice)} given twice")
-        return self
+        return cameras
 
     @property
     def camera_configs(self) -> list[CameraConfig]:
@@ -255,8 +261,10 @@ def load_settings(env_file: Path | str | None = ".env", config_file: Path | str 
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:
-        error = exc.errors(include_url=False, include_input=False)[0]
-        msg = error["msg"].removeprefix("Value error, ")
+        errors = exc.errors(include_url=False, include_input=False)
+        # A misspelt key also makes the key it meant "required": the typo is the one to name.
+        error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+        msg = "unknown key" if error["type"] == "extra_forbidden" else error["msg"].removeprefix("Value error, ")
         loc = error["loc"]
         if loc and path is not None and loc[0] in file_keys and not _in_environment(str(loc[0]), env_file):
             msg = f"{path}: {_dotted(loc)}: {msg}"

@@ -28,7 +28,7 @@ class DemoAlert:
 def demo_command(settings: Settings, clip: Path | None, out: Path) -> list[DemoAlert]:
     """Play ``clip`` (default: render the synthetic one into ``out``); return its alerts."""
     from firewatch.progress import progress_bar
-    from firewatch.wiring import event_config, load_classifier
+    from firewatch.wiring import event_config, load_classifier, load_verifier
     from vision.detectors import Detector
     from vision.replay import replay
 
@@ -40,7 +40,8 @@ def demo_command(settings: Settings, clip: Path | None, out: Path) -> list[DemoA
     else:
         click.echo(f"clip: {clip}")
     click.echo("pipeline: detector -> tracker -> confirmation "
-               f"({settings.confirm_hits} of {settings.confirm_window} frames) -> classifier veto; "
+               f"({settings.confirm_hits} of {settings.confirm_window} frames) -> classifier veto"
+               f"{' -> temporal verification' if settings.verify else ''}; "
                "bot off, nothing is pushed")
     detector = Detector(settings.detector_model, runtime=settings.detector_runtime,
                         conf_threshold=settings.detect_confidence, iou_threshold=settings.nms_iou,
@@ -49,7 +50,7 @@ def demo_command(settings: Settings, clip: Path | None, out: Path) -> list[DemoA
     with progress_bar("demo") as bar:
         replay(clip, detector=detector, events=events, snapshots=out / "snapshots", camera="demo",
                event_config=event_config(settings), classifier=load_classifier(settings.classifier_model),
-               progress=bar)
+               progress=bar, verifier=load_verifier(settings))
     alerts = _started(events)
     if alerts:
         onset = demo_clip.EMPTY_S if synthetic else None

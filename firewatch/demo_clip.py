@@ -20,6 +20,9 @@ EMPTY_S = 1.0
 FIRE_S = 5.0
 SIZE = (640, 480)  # (w, h)
 _WARMUP = 40  # automaton steps before the first shown frame, so the flame is fully grown
+# A real flame seen at 10 FPS changes a lot between frames; one automaton step is a
+# smaller change than that.
+_STEPS_PER_FRAME = 4
 _PALETTE = ((0.0, (0, 0, 0)), (0.25, (10, 20, 140)), (0.5, (0, 90, 235)),
             (0.75, (40, 200, 255)), (1.0, (200, 245, 255)))  # heat -> BGR
 
@@ -48,9 +51,14 @@ class _Flame:
         # Hottest in the middle of the base, so the flame tapers like a real one.
         self._base = np.exp(-((np.arange(self.w) - self.w / 2) / (self.w * 0.22)) ** 2).astype(np.float32)
 
+        # Gusts: the fuel's heat wanders slowly, so the flame grows, shrinks and brightens
+        # over a second as real ones do (a flame of constant size reads as a lamp).
+        self._gust = 1.0
+
     def step(self) -> np.ndarray:
         rng, heat = self.rng, self.heat
-        heat[-1] = np.clip(rng.normal(1.0, 0.15, self.w), 0, 1) * self._base
+        self._gust = float(np.clip(0.7 * self._gust + 0.3 * rng.normal(1.0, 0.35), 0.45, 1.25))
+        heat[-1] = np.clip(rng.normal(1.0, 0.15, self.w) * self._gust, 0, 1) * self._base
         above = heat[1:]
         drift = np.clip(np.arange(self.w)[None, :] + rng.integers(-1, 2, size=above.shape), 0, self.w - 1)
         risen = np.take_along_axis(above, drift, axis=1)
@@ -72,13 +80,15 @@ def render_frames(seed: int = 0, size: tuple[int, int] = SIZE) -> list[np.ndarra
     for _ in range(_WARMUP):
         flame.step()
     for _ in range(round(FIRE_S * FPS)):
+        for _ in range(_STEPS_PER_FRAME - 1):
+            flame.step()
         heat = np.clip(cv2.resize(flame.step(), (fw, fh), interpolation=cv2.INTER_CUBIC), 0, 1)
         alpha = np.clip(heat * 2.2, 0, 1)[..., None]
         frame = room.copy()
         patch = frame[y0:y0 + fh, x0:x0 + fw]
         frame[y0:y0 + fh, x0:x0 + fw] = patch * (1 - alpha) + lut[(heat * 255).astype(np.uint8)] * alpha
-        # The flame lights the room; its light flickers with it.
-        frame += (0.25 + 0.1 * rng.random()) * glow_shape[..., None] * np.array([20, 90, 200], np.float32)
+        # The flame lights the room, faintly and in step with its own heat.
+        frame += 0.6 * float(heat.mean()) * glow_shape[..., None] * np.array([20, 90, 200], np.float32)
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return frames
 

@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
 SHIPPED_DETECTOR = MODELS_DIR / "fire-detector.onnx"
 SHIPPED_CLASSIFIER = MODELS_DIR / "fire-classifier.onnx"
+SHIPPED_VERIFICATION = MODELS_DIR / "verification.json"
 # The datasets sit beside the checkout, never inside it (see README).
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 

@@ -61,6 +61,20 @@ def load_classifier(path: Path | None):  # type: ignore[no-untyped-def]
     return FireClassifier(path, threads=1)
 
 
+def load_verifier(settings: Settings):  # type: ignore[no-untyped-def]
+    """A temporal verifier for one camera (it keeps that camera's recent frames), or None
+    when verification is off; a missing model file is said once and turns it off."""
+    if not settings.verify:
+        return None
+    if not settings.verification_model.is_file():
+        log.warning("verification model %s not found: fires are confirmed by K-of-N alone",
+                    settings.verification_model)
+        return None
+    from vision.verification import VerificationModel, Verifier
+
+    return Verifier(VerificationModel.load(settings.verification_model))
+
+
 def build_pipelines(
     settings: Settings,
     sinks: Sequence[Sink],
@@ -96,6 +110,7 @@ def build_pipelines(
             flush_at_end=True,
             zones=ZoneSet(camera.zone_values(), added_zones(camera.name)),
             max_fps=camera.fps if capped else None,
+            verifier=load_verifier(settings),
         )
     return pipelines
 

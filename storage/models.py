@@ -187,6 +187,8 @@ class Alert(Base):
     # The fire's latest box as fractions of the frame (x1, y1, x2, y2): the area that
     # "Ignore this area" turns into a zone.
     box: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    # Why the fire was confirmed: the temporal verdict (verified, score, reason, features).
+    verification: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="alert")
 

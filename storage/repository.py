@@ -259,6 +259,7 @@ class Store:
         seen_at: datetime,
         push: bool,
         box: list[float] | None = None,
+        verification: dict | None = None,
     ) -> Alert:
         """Store a started alert and, when pushing, its first-photo deliveries.
 
@@ -278,6 +279,7 @@ class Store:
                 snapshot_path=snapshot_path,
                 pushed=push,
                 box=box,
+                verification=verification,
             )
             s.add(alert)
             s.flush()

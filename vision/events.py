@@ -14,6 +14,14 @@ Rules (all thresholds in ``EventConfig``):
 - *cleared*: no track of the alert seen for ``clear_after_s`` seconds (source time), or the
   source ended (:meth:`FireEvents.flush`).
 
+With temporal verification (``verdicts`` passed to :meth:`FireEvents.update`, from
+``vision.verification.Verifier``), a confirmed track also has to move like fire before it
+starts an alert: its verdict is ``verified``, or the camera itself is moving (then nothing in
+the frame can be judged by its motion, and the K-of-N rule alone decides). A track held back
+is logged once with the reason. An open alert counts a track as seen only while its verdict
+is not "held back" (the verifier asks less of a track whose alert is open), so a still
+picture left in view after a real fire clears like a fire that went out.
+
 Severity of a "fire" box: the classifier's label when one is configured (its "start-fire" /
 "fire"); otherwise "start-fire" while the box is under ``start_fire_fraction`` of the frame
 and has not grown ``spread_factor`` x since the track was first seen, else "fire". Other
@@ -22,6 +30,7 @@ classes (smoke) have no severity.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,12 +42,24 @@ from vision.crops import context_crop
 from vision.geometry import box_iou
 from vision.types import START_FIRE_MAX_AREA, Detections, FireEvent, Frame, Severity
 
+log = logging.getLogger(__name__)
+
 _RANK: dict[Severity | None, int] = {None: 0, "start-fire": 1, "fire": 2}
 
 
 class ClassifierResultLike(Protocol):
     label: str  # "fire" | "start-fire" | "no-fire"
     no_fire: float  # p(no-fire)
+
+
+class VerdictLike(Protocol):
+    """What the event rules read of a track's temporal verdict (vision.verification.TrackVerdict)."""
+
+    verified: bool | None
+    camera_moving: bool
+    reason: str
+
+    def to_dict(self) -> dict: ...
 
 
 class CropClassifier(Protocol):
@@ -73,6 +94,7 @@ class _Alert:
     area_fraction: float
     last_seen_t: float
     tracks: set[int] = field(default_factory=set)
+    verification: dict | None = None
 
 
 @dataclass
@@ -86,6 +108,7 @@ class _Track:
     classified_label: str | None = None
     classified_no_fire: float = 0.0
     alert: _Alert | None = None
+    held_back_logged: bool = False
 
 
 class FireEvents:
@@ -109,12 +132,20 @@ class FireEvents:
     def open_alerts(self) -> int:
         return len(self._alerts)
 
+    @property
+    def alert_tracks(self) -> frozenset[int]:
+        """Ids of the tracks that belong to an open alert (the verifier's hysteresis)."""
+        return frozenset(tid for alert in self._alerts for tid in alert.tracks)
+
     def severity_of(self, track_id: int) -> Severity | None:
         """The severity of the alert a track belongs to (for annotation), else None."""
         track = self._tracks.get(int(track_id))
         return track.alert.severity if track is not None and track.alert is not None else None
 
-    def update(self, detections: Detections, frame: Frame) -> list[FireEvent]:
+    def update(
+        self, detections: Detections, frame: Frame, verdicts: Mapping[int, VerdictLike] | None = None
+    ) -> list[FireEvent]:
+        """``verdicts``: each track's temporal verdict, or None to decide without them."""
         if detections.track_id is None:
             raise ValueError("FireEvents needs tracked detections (track_id set)")
         cfg = self.config
@@ -133,20 +164,26 @@ class FireEvents:
                 track = self._tracks[tid] = _Track(tid, name, fraction, deque(maxlen=cfg.confirm_window))
             track.seen.append(frame.index)
             track.last_frame = frame.index
+            verdict = None if verdicts is None else verdicts.get(tid)
             if track.alert is None:
                 hits = sum(1 for f in track.seen if f > frame.index - cfg.confirm_window)
                 if hits < cfg.confirm_hits or self._vetoed(track, frame, box):
                     continue
+                if verdicts is not None and not self._moves_like_fire(track, verdict):
+                    continue
                 alert = self._joinable_alert(track.class_name, box)
                 if alert is None:
                     severity = self._severity(track, fraction)
-                    alert = _Alert(tid, track.class_name, severity, fraction, box, conf, fraction, frame.t)
+                    alert = _Alert(tid, track.class_name, severity, fraction, box, conf, fraction, frame.t,
+                                   verification=None if verdict is None else verdict.to_dict())
                     self._alerts.append(alert)
                     events.append(self._event("started", alert, frame))
                 alert.tracks.add(tid)
                 track.alert = alert
                 alert.last_seen_t = frame.t
                 continue
+            if verdict is not None and verdict.verified is False:
+                continue  # in view, but no longer moving like fire: not a sighting of the alert
             alert = track.alert
             alert.box, alert.confidence, alert.area_fraction, alert.last_seen_t = box, conf, fraction, frame.t
             if track.class_name in cfg.classify_classes:
@@ -186,6 +223,7 @@ class FireEvents:
         return FireEvent(
             kind, self.camera, alert.track_id, alert.class_name, alert.severity, alert.confidence,  # type: ignore[arg-type]
             _box_tuple(alert.box), alert.area_fraction, frame.index, frame.t, frame.wall,
+            verification=alert.verification,
         )
 
     def _joinable_alert(self, class_name: str, box: np.ndarray) -> _Alert | None:
@@ -205,6 +243,18 @@ class FireEvents:
         track.classified_t = frame.t
         track.classified_label = result.label
         track.classified_no_fire = float(result.no_fire)
+
+    def _moves_like_fire(self, track: _Track, verdict: VerdictLike | None) -> bool:
+        """A confirmed track may start an alert: verified, or judged by K-of-N alone while the
+        camera moves. No verdict yet means wait."""
+        if verdict is None:
+            return False
+        if verdict.verified is True or (verdict.verified is None and verdict.camera_moving):
+            return True
+        if verdict.verified is False and not track.held_back_logged:
+            track.held_back_logged = True
+            log.info("%s: %s track %d held back: %s", self.camera, track.class_name, track.track_id, verdict.reason)
+        return False
 
     def _vetoed(self, track: _Track, frame: Frame, box: np.ndarray) -> bool:
         if self.classifier is None or track.class_name not in self.config.classify_classes:

@@ -31,6 +31,7 @@ from vision.health import HealthConfig, HealthMonitor, HealthState
 from vision.sinks import Sink, publish
 from vision.sources import Backoff, FrameSource, SourceError, read_frames
 from vision.types import Detections, Event, FireEvent, Frame
+from vision.verification import Verifier
 from vision.zones import ZoneSet
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Pipeline:
         flush_at_end: bool = True,
         zones: ZoneSet | None = None,
         max_fps: float | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         if tracker is None:
             from vision.tracker import Tracker
@@ -105,6 +107,8 @@ class Pipeline:
         self.zones = zones or ZoneSet()
         # A live camera is read at most this often: its frames beyond are dropped unread.
         self.max_fps = max_fps
+        # Temporal verification (a fire must move like fire); None: K-of-N alone decides.
+        self.verifier = verifier
         self.frames = 0
         self.fps = 0.0
         self.error: str | None = None
@@ -251,7 +255,10 @@ class Pipeline:
         with self._lock:
             self._latest = (frame, tracked)
         self.frames += 1
-        for event in self.events.update(tracked, frame):
+        verdicts = None
+        if self.verifier is not None:
+            verdicts = self.verifier.update(frame.image, tracked, self.events.alert_tracks).verdicts
+        for event in self.events.update(tracked, frame, verdicts):
             self._emit(self._with_snapshot(dataclasses.replace(event, frame_size=size), frame, tracked))
         if self.on_frame is not None:
             self.on_frame(frame, tracked)

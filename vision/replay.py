@@ -19,6 +19,7 @@ from vision.events import CropClassifier, EventConfig
 from vision.health import HealthConfig
 from vision.pipeline import DetectorLike, Pipeline, TrackerLike
 from vision.sources import open_source
+from vision.verification import Verifier
 from vision.types import Detections, Event, FireEvent, Frame
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def replay(
     detector: DetectorLike | None = None,
     tracker: TrackerLike | None = None,
     progress: Progress | None = None,
+    verifier: Verifier | None = None,
 ) -> ReplaySummary:
     """Run the pipeline over ``source`` until it ends; returns a summary.
 
@@ -143,6 +145,7 @@ def replay(
     ``detector`` / ``tracker`` replace the ONNX model / ByteTrack (a configured runtime,
     tests); without ``detector``, ``model`` is loaded on the default runtime.
     ``progress`` is told the expected frame count (``total``) and each processed frame.
+    ``verifier``: temporal verification, as the daemon runs it (None: K-of-N alone).
     """
     if detector is None:
         if model is None:
@@ -171,7 +174,7 @@ def replay(
     pipeline = Pipeline(
         frame_source, detector, camera=camera, tracker=tracker, event_config=event_config,
         classifier=classifier, health_config=health_config, snapshot_dir=snapshots,
-        sinks=[log_sink], on_frame=on_frame,
+        sinks=[log_sink], on_frame=on_frame, verifier=verifier,
     )
     started = time.monotonic()
     try:

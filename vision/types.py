@@ -109,6 +109,9 @@ class FireEvent:
     snapshot: str | None = None
     # (width, height) of the frame ``box`` is in: what makes the box a fraction of the view.
     frame_size: tuple[int, int] | None = None
+    # Why the fire was confirmed (vision.verification.TrackVerdict.to_dict()); None when
+    # temporal verification is off.
+    verification: dict | None = None
 
     def to_dict(self) -> dict:
         """The replay / wire format: one JSON object per event."""
@@ -125,6 +128,7 @@ class FireEvent:
             "box": [round(float(v), 1) for v in self.box],
             "area_fraction": _round(self.area_fraction, 5),
             "snapshot": self.snapshot,
+            "verification": self.verification,
         }
 
     def to_json(self) -> str:

@@ -30,7 +30,6 @@ from vision.camera_motion import CameraMotion, CameraMotionDetector
 from vision.thumbnails import DEFAULT_WIDTH, Thumbnail, make_thumbnail
 from vision.types import Detections
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "verification.json"
 # Region pixels sampled per frame (each side): bounds the cost of a box that fills the frame.
 _MAX_SIDE = 24
 # Luminance (0..1) changes below this are sensor and compression noise, not flicker.
@@ -106,7 +105,7 @@ class VerificationModel:
     min_frames: int = 8  # what it was fitted and its threshold chosen with
 
     @classmethod
-    def load(cls, path: str | Path = DEFAULT_MODEL) -> VerificationModel:
+    def load(cls, path: str | Path) -> VerificationModel:
         d = json.loads(Path(path).read_text())
         return cls(
             tuple(d["names"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]),

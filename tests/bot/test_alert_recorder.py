@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -48,6 +49,13 @@ def test_started_updated_cleared_make_one_alert_and_its_edits(store: Store) -> N
     kinds = [(d.chat_id, d.kind) for d in store.deliveries(a.id)]
     assert kinds[:2] == [(11, DeliveryKind.ALERT), (-100, DeliveryKind.ALERT)]
     assert sorted(k for _, k in kinds[2:]) == [DeliveryKind.ALERT_SNAPSHOT] * 2  # covers the clear too
+
+
+def test_the_alert_keeps_why_it_was_confirmed(store: Store) -> None:
+    why = {"verified": True, "score": 0.997, "reason": "moves like fire: flicker 2 %", "features": {"flicker": 0.02}}
+    rec = AlertRecorder(store, can_push=True)
+    result = rec.record(replace(fire("started"), verification=why))
+    assert store.get_alert(result.alert_id).verification == why  # type: ignore[union-attr]
 
 
 def test_two_tracks_are_two_alerts(store: Store) -> None:

@@ -148,7 +148,7 @@ async def start_daemon(scene: Scene, **overrides: str) -> Daemon:
 async def test_cli_enroll_accepts_one_face_and_refuses_two(scene: Scene) -> None:
     obama = KNN / "train" / "obama" / "obama.jpg"
     two = FACES / "examples" / "two_people.jpg"
-    result = await scene.cli("enroll", "--user-id", str(OBAMA_ID), "--name", "Barack", str(obama), str(two))
+    result = await scene.cli("enroll", "--create", "--user-id", str(OBAMA_ID), "--name", "Barack", str(obama), str(two))
     assert result.returncode == 1, result.output  # one photo of the two failed
     assert f"{obama}: Enrolled a face for Barack ({OBAMA_ID}); 1 on file." in result.output
     assert f"{two}: I see 2 faces" in result.output
@@ -331,6 +331,8 @@ async def test_history_and_alert(scene: Scene) -> None:
         assert f"#{alerts[0].id} " in history and CAMERA in history  # type: ignore[operator]
         reply = await scene.ask(scene.obama, f"/alert {alerts[-1].id}")
         assert reply.photo_bytes and f"Alert #{alerts[-1].id}" in reply.caption  # type: ignore[operator]
+        # The daemon verifies fires by default: the alert says why it was confirmed.
+        assert "\nWhy: " in reply.caption  # type: ignore[operator]
         second = "It is a real fire" if alerts[-1].status is AlertStatus.FALSE_ALARM else "False alarm"
         assert [b["text"] for b in reply.buttons] == ["Acknowledge", second, "Snooze 30 min"]
     assert (await scene.ask(scene.obama, "/alert 999999")).text == "No alert #999999."

@@ -9,9 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from firewatch.paths import SHIPPED_VERIFICATION as DEFAULT_MODEL
 from tests.support.data import DATA, SHIPPED_DETECTOR
 from vision.types import Detections
-from vision.verification import DEFAULT_MODEL, VerificationConfig, VerificationModel, Verifier, box_features
+from vision.verification import VerificationConfig, VerificationModel, Verifier, box_features
 
 FIRE_CLIP = DATA / "videos" / "navid__fire4.mp4"  # a fireplace, camera still
 # A val frame of a CCTV fire video (never fitted on): the detector boxes the fire in it.
@@ -50,7 +51,7 @@ def _held_still(n: int) -> list[np.ndarray]:
 
 
 def _verdicts(frames: list[np.ndarray], dets: list[Detections], verifier: Verifier | None = None):  # type: ignore[no-untyped-def]
-    verifier = verifier or Verifier(VerificationModel.load())
+    verifier = verifier or Verifier(VerificationModel.load(DEFAULT_MODEL))
     return [verifier.update(f, d) for f, d in zip(frames, dets)]
 
 
@@ -76,7 +77,7 @@ def test_no_verdict_before_enough_frames(detect) -> None:  # type: ignore[no-unt
     config = VerificationConfig()
     frames = _clip(config.min_frames + 5)
     dets = detect(frames)
-    results = _verdicts(frames, dets, Verifier(VerificationModel.load(), config))
+    results = _verdicts(frames, dets, Verifier(VerificationModel.load(DEFAULT_MODEL), config))
     first_seen: dict[int, int] = {}
     for i, (d, r) in enumerate(zip(dets, results)):
         for tid in d.track_id.tolist():
@@ -111,7 +112,7 @@ def test_while_the_camera_moves_the_verifier_stands_aside(detect) -> None:  # ty
 
 
 def test_hysteresis_an_open_alert_needs_less() -> None:
-    model = VerificationModel.load()
+    model = VerificationModel.load(DEFAULT_MODEL)
     assert model.hold_threshold < model.threshold
     between = (model.hold_threshold + model.threshold) / 2
     assert not model.decide(between, alert_open=False)
