@@ -127,8 +127,12 @@ def folder_bytes(folder: Path) -> int:
 
 
 def build_bundle(out: Path, data: Path, *, imgsz: int = 320, quality: int = 50, limit: int | None = None,
-                 weights: Path | None = None, wheels: bool = True, fire_only: Path | None = None) -> BundleReport:
-    """Write ``out`` (``data/fire``, optionally ``data/fire-extra``, ``wheels/``, ``weights/``) and measure it."""
+                 weights: Path | str = "init", wheels: bool = True, fire_only: Path | None = None) -> BundleReport:
+    """Write ``out`` (``data/fire``, optionally ``data/fire-extra``, ``wheels/``, ``weights/``) and measure it.
+
+    ``weights``: a .pt to start from, "init" (the ImageNet-initialised v2) or "none" (the job
+    is then given ``--weights`` of a checkpoint the working tree already carries).
+    """
     if out.exists():
         shutil.rmtree(out)
     images = shrink_dataset(data, out / "data" / "fire", imgsz=imgsz, quality=quality, limit=limit)
@@ -137,10 +141,10 @@ def build_bundle(out: Path, data: Path, *, imgsz: int = 320, quality: int = 50, 
     if wheels:
         fetch_wheels(out / "wheels")
     (out / "weights").mkdir(parents=True)
-    if weights is not None:
-        shutil.copyfile(weights, out / "weights" / "start.pt")
-    else:
+    if weights == "init":
         initial_weights(out / "weights" / "start.pt")
+    elif weights != "none":
+        shutil.copyfile(weights, out / "weights" / "start.pt")
     return BundleReport(images, folder_bytes(out / "data"), folder_bytes(out / "wheels"),
                         folder_bytes(out / "weights"), tracked_tree_bytes())
 
@@ -154,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--quality", type=int, default=50, help="JPEG quality of the shrunk images")
     parser.add_argument("--limit", type=int, default=None, help="first N images per split (tests)")
-    parser.add_argument("--weights", type=Path, default=None,
-                        help="a .pt to start from (e.g. the CPU run's fp16 weights); default: the ImageNet-initialised v2")
+    parser.add_argument("--weights", default="init",
+                        help="a .pt to start from; init (default): the ImageNet-initialised v2; none: pack no "
+                             "weights (pass the job --weights of a committed checkpoint, which travels with the tree)")
     parser.add_argument("--fire-only", type=Path, default=None,
                         help="also pack this fire-only set as data/fire-extra (e.g. $FIREWATCH_DATA/fire-extra)")
     parser.add_argument("--no-wheels", action="store_true", help="skip the wheel download (CPU test runs)")
