@@ -40,7 +40,7 @@ from pydantic_settings import (
 
 from firewatch.cameras import CameraConfig
 
-from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR
+from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_VERIFICATION
 from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     clear_after_s: float = Field(30.0, gt=0)
     # The classifier vetoes a confirmed fire track whose crop has p(no-fire) >= this.
     veto_no_fire: float = Field(0.9, gt=0, le=1)
+    # Temporal verification: a confirmed track alerts only once it moves like fire
+    # (flicker, changing outline, motion inside the box); a still picture of a fire does not.
+    verify: bool = True
+    verification_model: Path = SHIPPED_VERIFICATION
 
     # Arm / disarm
     face_match_threshold: float = Field(0.5, gt=0, le=1.0)
@@ -151,7 +155,7 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("detector_model", "classifier_model", mode="before")
+    @field_validator("detector_model", "classifier_model", "verification_model", mode="before")
     @classmethod
     def _empty_is_shipped_model(cls, value: object, info: ValidationInfo) -> object:
         # Empty means the model shipped in models/; "off" disables the optional classifier.
