@@ -13,6 +13,7 @@ tracker, events). Batched needs a dynamic batch dimension: the model is copied w
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import threading
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench.help import user_help
 from firewatch.paths import SHIPPED_DETECTOR, data_root
+from firewatch.progress import progress_bar
 from vision.detectors import RuntimeOptions, YoloDetector, open_runtime
 from vision.detectors.shared import SHARING_MODES, share
 from vision.pipeline import Pipeline
@@ -99,6 +101,14 @@ class _Limited:
         self.inner.close()
 
 
+def _row(bar, text: str) -> None:  # type: ignore[no-untyped-def]
+    """One finished run: printed above the bar (never into it) and flushed at once, so a
+    piped run shows each row as it finishes."""
+    bar.write(text, file=sys.stdout)
+    sys.stdout.flush()
+    bar.update(1)
+
+
 def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog, description=user_help(__doc__))
     parser.add_argument("--model", type=Path, default=SHIPPED_DETECTOR)
@@ -110,18 +120,19 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     clips = sorted((data_root() / "videos").glob("*.mp4"))
     if not clips:
         parser.error(f"no clips in {data_root() / 'videos'}")
-    with tempfile.TemporaryDirectory() as tmp:
+    runs = len(args.cameras) * len(args.modes)
+    with tempfile.TemporaryDirectory() as tmp, progress_bar("bench cameras", total=runs, unit="run") as bar:
         batched_model = dynamic_batch_copy(args.model, Path(tmp)) if "batched" in args.modes else None
-        print(f"{'mode':<12} {'cameras':>7} {'total FPS':>9}  per-camera FPS")
+        bar.write(f"{'mode':<12} {'cameras':>7} {'total FPS':>9}  per-camera FPS", file=sys.stdout)
         for cameras in args.cameras:
             for mode in args.modes:
                 model = batched_model if mode == "batched" and cameras > 1 else args.model
                 if mode == "batched" and cameras > 1 and (reason := _cannot_batch(model, cameras)):  # type: ignore[arg-type]
-                    print(f"{mode:<12} {cameras:>7} {'-':>9}  not run: {reason}", flush=True)
+                    _row(bar, f"{mode:<12} {cameras:>7} {'-':>9}  not run: {reason}")
                     continue
                 row = run(model, clips, mode, cameras, args.frames, args.threads)  # type: ignore[arg-type]
                 per = ", ".join(f"{fps:.1f}" for fps in row["per_camera_fps"])
-                print(f"{mode:<12} {cameras:>7} {row['total_fps']:>9.1f}  {per}", flush=True)
+                _row(bar, f"{mode:<12} {cameras:>7} {row['total_fps']:>9.1f}  {per}")
     return 0
 
 

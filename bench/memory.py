@@ -32,6 +32,7 @@ import psutil
 from bench.help import user_help
 from bench.pipeline import data_dir, natural_sorted
 from firewatch.paths import SHIPPED_DETECTOR
+from firewatch.progress import progress_bar
 
 TARGET_MB = 400.0
 MIB = 1024.0 * 1024.0
@@ -166,7 +167,7 @@ def run_daemon(
     log_path = cwd / "firewatch.log"
     samples: list[int] = []
     hwm: float | None = None
-    with open(log_path, "wb") as log_file:
+    with open(log_path, "wb") as log_file, progress_bar("firewatch run", total=round(duration_s), unit="s") as bar:
         # cwd is a scratch folder, so that no .env of the repository is read.
         proc = subprocess.Popen(firewatch_command() + ["run"], cwd=cwd, env=dict(env), stdout=log_file, stderr=subprocess.STDOUT)
         process = psutil.Process(proc.pid)
@@ -176,6 +177,7 @@ def run_daemon(
                 samples.append(_tree_rss(process))
                 hwm = _vm_hwm(proc.pid) or hwm
                 time.sleep(poll_s)
+                bar.update(min(int(time.monotonic() - started), bar.total) - bar.n)
             ran = time.monotonic() - started
             stop_s, exit_code = _sigterm(proc, stop_timeout_s)
         finally:

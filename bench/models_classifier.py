@@ -19,12 +19,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench.help import user_help
 from bench.models_detector import peak_rss_mb
 from firewatch.paths import MODELS_DIR, REPO_ROOT, data_root
+from firewatch.progress import progress_bar
 
 BASELINE = "fire-classifier.onnx"
 
@@ -90,11 +92,16 @@ def _measure_subprocess(path: Path, threads: int, runs: int) -> dict[str, float]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _val_metrics(path: Path, images: np.ndarray, labels: np.ndarray) -> tuple[float, dict]:
+def _val_metrics(path: Path, images: np.ndarray, labels: np.ndarray, progress: Any = None) -> tuple[float, dict]:
     from vision.classifier import LABELS, FireClassifier
 
     clf = FireClassifier(path, threads=1)
-    pred = np.array([LABELS.index(clf.classify(img).label) for img in images])
+    predicted = []
+    for img in images:
+        predicted.append(LABELS.index(clf.classify(img).label))
+        if progress is not None:
+            progress.update(1)
+    pred = np.array(predicted)
     f1 = {}
     for i, name in enumerate(LABELS):
         tp = int(((pred == i) & (labels == i)).sum())
@@ -121,17 +128,20 @@ def bench(models_dir: Path, extra_dir: Path | None = None, runs: int = 300,
     val = load_or_derive(data_root(), "val", REPO_ROOT / "runs" / "classifier" / "data", 64)
     paths = variants(models_dir, extra_dir)
     lat: dict[tuple[Path, int], dict[str, float]] = {}
-    for _ in range(rounds):
-        for path in paths:
-            for t in (1, 2):
-                m = _measure_subprocess(path, t, runs)
-                old = lat.setdefault((path, t), m)
-                lat[(path, t)] = {k: min(old[k], m[k]) if "ms" in k else max(old[k], m[k])
-                                  for k in m}
+    with progress_bar("latency", total=rounds * len(paths) * 2, unit="run") as bar:
+        for _ in range(rounds):
+            for path in paths:
+                for t in (1, 2):
+                    m = _measure_subprocess(path, t, runs)
+                    old = lat.setdefault((path, t), m)
+                    lat[(path, t)] = {k: min(old[k], m[k]) if "ms" in k else max(old[k], m[k])
+                                      for k in m}
+                    bar.update(1)
     base = next((p for p in paths if p.name == BASELINE), paths[0])
     rows: list[Row] = []
     for path in paths:
-        acc, f1 = _val_metrics(path, val.images, val.labels)
+        with progress_bar(f"accuracy {path.stem}", total=len(val.labels), unit="crop") as bar:
+            acc, f1 = _val_metrics(path, val.images, val.labels, progress=bar)
         name = path.stem if path.parent == models_dir else f"{path.parent.name}/{path.stem}"
         one, two = lat[(path, 1)], lat[(path, 2)]
         rows.append(Row(

@@ -29,6 +29,7 @@ import numpy as np
 
 from bench.help import user_help
 from firewatch.paths import MODELS_DIR, REPO_ROOT, data_root
+from firewatch.progress import progress_bar
 
 TARGET_FPS = 20.0
 # A val frame with fire, full 512 px: the daemon letterboxes camera frames the same way.
@@ -170,10 +171,12 @@ def latencies(
     the model's own cost on a shared machine.
     """
     seen: dict[Path, dict[int, list[dict[str, float]]]] = {m: {1: [], 2: []} for m in models}
-    for _ in range(rounds):
-        for path in models:
-            for threads in (1, 2):
-                seen[path][threads].append(measure_subprocess(path, image, threads, runs))
+    with progress_bar("latency", total=rounds * len(models) * 2, unit="run") as bar:
+        for _ in range(rounds):
+            for path in models:
+                for threads in (1, 2):
+                    seen[path][threads].append(measure_subprocess(path, image, threads, runs))
+                    bar.update(1)
     return {
         path: {t: min(results, key=lambda r: r["latency_ms"]) | {
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results)} for t, results in by_threads.items()}
@@ -201,7 +204,8 @@ def main(
     rows: list[Row] = []
     for path in models:
         lat = lat_all[path]
-        report = evaluate(data_dir, path, limit=n_images, threads=2, verbose=False)
+        with progress_bar(f"accuracy {path.stem}", unit="image") as bar:
+            report = evaluate(data_dir, path, limit=n_images, threads=2, verbose=False, progress=bar)
         rows.append(Row(
             name=path.stem, map50=report.map50, map50_95=report.map50_95, image_fire_f1=report.image_fire.f1,
             fp_rate_fire_free=report.fp_rate_fire_free.rate,

@@ -39,6 +39,7 @@ from bench.pipeline import (
     fire_free_images,
 )
 from firewatch.paths import SHIPPED_DETECTOR
+from firewatch.progress import progress_bar
 from vision.events import EventConfig, FireEvents
 from vision.types import Detections, Frame
 
@@ -91,10 +92,13 @@ def load_footage(model: Path, floor: float, negatives: int, hold: int) -> tuple[
     fire = data_dir()
     sequences: list[LabelledSequence] = find_sequences(fire / "images" / "val") + find_sequences(fire / "images" / "train")
     clips = []
-    for seq in sequences:
-        images, detections = _detect_all(detector, seq.frames)
-        clips.append(Footage(seq.name, images, detections, seq.first_with({FIRE})))
-    stills, still_detections = _detect_all(detector, fire_free_images(fire / "images" / "val")[:negatives])
+    with progress_bar("detect footage", total=len(sequences) + 1, unit="clip") as bar:
+        for seq in sequences:
+            images, detections = _detect_all(detector, seq.frames)
+            clips.append(Footage(seq.name, images, detections, seq.first_with({FIRE})))
+            bar.update(1)
+        stills, still_detections = _detect_all(detector, fire_free_images(fire / "images" / "val")[:negatives])
+        bar.update(1)
     # A static camera: each still held ``hold`` frames; the model gives the same boxes each time.
     held = Footage(
         "fire-free", [i for i in stills for _ in range(hold)], [d for d in still_detections for _ in range(hold)], None,
@@ -144,10 +148,13 @@ def sweep(model: Path, confs: Sequence[float], confirms: Sequence[tuple[int, int
     names = Detector(model, threads=1).names
     classifier = load_classifier(settings.classifier_model)
     clips, held = load_footage(model, min(confs), negatives, hold)
-    return [
-        evaluate(Setting(conf, hits, window, veto), clips, held, names, classifier)
-        for conf, (hits, window), veto in itertools.product(confs, confirms, vetoes)
-    ]
+    settings_swept = list(itertools.product(confs, confirms, vetoes))
+    outcomes = []
+    with progress_bar("bench operating-point", total=len(settings_swept), unit="setting") as bar:
+        for conf, (hits, window), veto in settings_swept:
+            outcomes.append(evaluate(Setting(conf, hits, window, veto), clips, held, names, classifier))
+            bar.update(1)
+    return outcomes
 
 
 def table(outcomes: Sequence[Outcome]) -> str:

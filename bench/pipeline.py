@@ -47,6 +47,7 @@ import numpy as np
 
 from bench.help import user_help
 from firewatch.paths import SHIPPED_DETECTOR, data_root
+from firewatch.progress import progress_bar
 from vision.events import EventConfig
 from vision.types import Detections, Event, FireEvent, Frame
 
@@ -295,7 +296,8 @@ def main(
     def count(frame: Frame, tracked: Detections) -> None:
         nonlocal detections
         detections += len(tracked)
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as snapshots:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as snapshots, \
+            progress_bar("bench pipeline", total=rounds, unit="round") as bar:
         for _ in range(rounds):
             start = time.perf_counter()
             for blob in blobs:
@@ -318,6 +320,7 @@ def main(
             pipeline.run()
             clock.seconds["total"] += time.perf_counter() - start
             pipe_fps.append(len(images) / (time.perf_counter() - start))
+            bar.update(1)
 
     ratios = [p / b for p, b in zip(pipe_fps, bare_fps)]
     frames_run = len(images) * rounds
@@ -430,7 +433,7 @@ def link_folder(paths: Sequence[Path], folder: Path) -> Path:
     return folder
 
 
-def _replay_events(model: Path, folder: Path, fps: float, threads: int) -> list[dict]:
+def _replay_events(model: Path, folder: Path, fps: float, threads: int, progress: Any = None) -> list[dict]:
     """Started/updated/cleared events of a replay with the daemon's detection settings."""
     from firewatch.wiring import load_classifier
     from vision.detectors import Detector
@@ -442,6 +445,7 @@ def _replay_events(model: Path, folder: Path, fps: float, threads: int) -> list[
     replay(
         folder, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
         event_config=settings.event_config, classifier=load_classifier(settings.classifier_model),
+        progress=progress,
     )
     return [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
 
@@ -473,7 +477,8 @@ def time_to_alert(
     names = names or {0: "fire", 1: "smoke"}
     fire_ids = {k for k, v in names.items() if v == "fire"}
     out: list[AlertTiming] = []
-    with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp, \
+            progress_bar("time to alert", total=len(sequences), unit="clip") as bar:
         for seq in sequences:
             folder = Path(tmp) / seq.name.replace("/", "__")
             events = _replay_events(Path(model), link_folder(seq.frames, folder), fps, threads)
@@ -490,6 +495,7 @@ def time_to_alert(
                 seq.name, len(seq.frames), first_fire, fire_started, delay(fire_started, first_fire),
                 first_any, any_started, delay(any_started, first_any),
             ))
+            bar.update(1)
     return out
 
 
@@ -514,8 +520,8 @@ def false_alerts_per_hour(
     """Play fire-free ``images`` as one folder, each held for ``hold_frames`` frames (a static
     camera: a persistent false detection gets confirmed, as it would on site); count alerts."""
     paths = [p for p in images for _ in range(hold_frames)]
-    with tempfile.TemporaryDirectory(prefix="bench-negatives-") as tmp:
-        events = _replay_events(Path(model), link_folder(paths, Path(tmp) / "fire-free"), fps, threads)
+    with tempfile.TemporaryDirectory(prefix="bench-negatives-") as tmp, progress_bar("false alerts") as bar:
+        events = _replay_events(Path(model), link_folder(paths, Path(tmp) / "fire-free"), fps, threads, bar)
     started = [e for e in events if e.get("event") == "started"]
     hours = len(paths) / fps / 3600.0
     by_class: dict[str, int] = defaultdict(int)

@@ -4,16 +4,12 @@ line, no traceback), what a script would get (exit code, JSON) and what is left 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import shutil
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -22,6 +18,7 @@ import numpy as np
 import pytest
 
 from firewatch.paths import data_root
+from tests.support.terminal import run_on_terminal
 
 EXE = Path(sys.executable).parent / "firewatch"
 TOKEN = "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
@@ -143,21 +140,30 @@ def test_detect_draws_a_progress_bar_on_a_terminal(env: dict[str, str], tmp_path
     from firewatch.demo_clip import write_clip
 
     clip = write_clip(tmp_path / "flame.mp4")
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.run([str(EXE), "detect", str(clip)], stderr=follower, stdout=subprocess.PIPE,
-                          env=env, timeout=120)
-    os.close(follower)
-    terminal = b""
-    try:
-        while chunk := os.read(leader, 65536):
-            terminal += chunk
-    except OSError:  # the terminal is closed once everything is read
-        pass
-    os.close(leader)
+    proc, terminal = run_on_terminal([str(EXE), "detect", str(clip)], env)
     assert proc.returncode == 0
     assert b"detect:" in terminal and b"/60 [" in terminal
     assert b"frames" in proc.stdout  # the summary still goes to stdout
+    # The alert's log lines are logged while the bar is drawn: each starts a line of its own
+    # (what is left after the bar's last carriage return), never the bar's tail.
+    events = [line for line in terminal.split(b"\n") if b"INFO vision.pipeline" in line]
+    assert len(events) == 3, terminal
+    for line in events:
+        assert line.rstrip(b"\r").rsplit(b"\r", 1)[-1].startswith(b"20"), line
+
+
+@pytest.mark.skipif(not (data_root() / "fire").is_dir(), reason="needs the shared fire/ dataset")
+def test_bench_draws_a_progress_bar_on_a_terminal_only(env: dict[str, str]) -> None:
+    run = ["bench", "pipeline", "--frames", "4", "--rounds", "2", "--fire-free", "0", "--threads", "1",
+           "--no-classifier"]
+    proc, terminal = run_on_terminal([str(EXE), *run], env, timeout=300)
+    assert proc.returncode == 0, terminal
+    assert b"bench pipeline:" in terminal and b"/2 [" in terminal
+    assert b"full pipeline" in proc.stdout  # the table still goes to stdout, without the bar
+    piped = fw(*run, env=env, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert "full pipeline" in piped.stdout
+    assert "bench pipeline:" not in piped.stdout + piped.stderr
 
 
 def test_run_without_a_camera_says_once_what_to_set(env: dict[str, str]) -> None:
