@@ -34,6 +34,7 @@ from bot.replies import conversation_fallbacks
 from bot.enrolment import enrolment_handler
 from bot.jobs import schedule_jobs
 from bot.redaction import redact
+from bot.outage import OutageLog, WatchedRequest, is_outage
 from bot.outbox import OutboxSender
 from bot.queries import COMMANDS, query_handlers
 from bot.services import Services
@@ -97,14 +98,20 @@ class EventBridge:
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    # Telegram out of reach is not a bug: said once per outage, without a traceback.
+    if is_outage(context.error):
+        context.bot_data["outage"].failed(context.error)
+        return
     log.error("handler error: %s", redact(repr(context.error)), exc_info=context.error)
 
 
 def build_application(services: Services, bridge: EventBridge) -> Application:
     settings = services.settings
+    outage = OutageLog()
     app = (
         ApplicationBuilder()
         .token(settings.token)
+        .get_updates_request(WatchedRequest(outage))
         .base_url(settings.api_base_url)
         .base_file_url(settings.api_file_url)
         .rate_limiter(AIORateLimiter(max_retries=0))  # the outbox does its own retrying
@@ -116,6 +123,7 @@ def build_application(services: Services, bridge: EventBridge) -> Application:
     )
     app.bot_data["services"] = services
     app.bot_data["recorder"] = bridge.recorder
+    app.bot_data["outage"] = outage
     # Enrolment first: while an admin is asked for someone's photo, that photo is not a selfie.
     app.add_handler(enrolment_handler())
     app.add_handler(arming_handler())

@@ -15,7 +15,7 @@ from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 from bot.access import members_only
 from bot.periods import parse_period
 from bot.outbox import caption_of, display_name, keyboard_of
-from bot.render import local_time
+from bot.render import age, local_time
 from bot.services import services
 from bot.snooze import status_lines
 from bot.strangers import introduce
@@ -158,8 +158,8 @@ async def _history_page(context: ContextTypes.DEFAULT_TYPE, spec: str, offset: i
     lines = [f"Alerts {offset + 1}–{offset + len(alerts)} of {total}, newest first:"]
     for a in alerts:
         lines.append(
-            f"#{a.id} {local_time(a.first_seen)} {escape(a.camera)} {escape(a.class_name)}"
-            f"{' ' + escape(a.severity) if a.severity else ''} {a.peak_confidence:.0%} — {a.status.value}"
+            f"#{a.id} {local_time(a.first_seen)} {escape(a.camera)}: {escape(a.kind)} {a.peak_confidence:.0%}"
+            f" — {a.status.value}"
             + ("" if a.pushed else " (not pushed)")
         )
     buttons = []
@@ -209,13 +209,14 @@ async def snapshot(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not cameras:
         await update.effective_message.reply_text("No camera pipeline running.")
     for pipeline in cameras:
-        image = await asyncio.to_thread(pipeline.snapshot_with_zones)
-        if image is None:
+        shot = await asyncio.to_thread(pipeline.zoned_snapshot)
+        if shot is None:
             await update.effective_message.reply_text(f"No frame from {pipeline.camera} yet.")
             continue
-        jpeg = await asyncio.to_thread(encode_jpeg, image)
+        jpeg = await asyncio.to_thread(encode_jpeg, shot.image)
+        taken = datetime.fromtimestamp(shot.wall, timezone.utc)
         await update.effective_message.reply_photo(
-            jpeg, caption=f"{pipeline.camera} at {local_time(datetime.now(timezone.utc))}")
+            jpeg, caption=f"{pipeline.camera} at {local_time(taken)} ({age(time.time() - shot.wall)})")
 
 
 def query_handlers() -> list:  # type: ignore[type-arg]

@@ -33,6 +33,18 @@ def local_time(at: datetime) -> str:
     return at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def age(seconds: float) -> str:
+    """'just now', '40 s ago', '12 min ago', '3 h 5 min ago'."""
+    if seconds < 2:
+        return "just now"
+    if seconds < 60:
+        return f"{seconds:.0f} s ago"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} min ago"
+    return f"{minutes // 60} h {minutes % 60} min ago"
+
+
 def clock(at: datetime) -> str:
     """Local time of day, for times within the day (snooze ends, actions on an alert)."""
     return at.astimezone().strftime("%H:%M")
@@ -48,12 +60,11 @@ def action_line(action: AlertAction, name: str | None) -> str:
 
 
 def alert_caption(alert: Alert, history: list[str] | None = None) -> str:
-    """HTML caption: camera, local time, class, severity, confidence, id, state, and the
+    """HTML caption: class and severity, camera, local time, confidence, id, state, and the
     lines of what people did about it (``action_line``), oldest first."""
     icon = "🔥" if alert.class_name == "fire" else "💨"
-    severity = f" — {alert.severity}" if alert.severity else ""
     lines = [
-        f"{icon} <b>{escape(alert.class_name.upper())}{escape(severity)}</b> on "
+        f"{icon} <b>{escape(alert.kind.upper())}</b> on "
         f"<b>{escape(alert.camera)}</b>",
         f"🕒 {local_time(alert.first_seen)}",
         f"Confidence {alert.peak_confidence:.0%}, size {alert.peak_area:.1%} of the frame",

@@ -176,13 +176,13 @@ def history(limit: int, since: str | None, class_name: str | None) -> None:
     if not alerts:
         click.echo("no alerts")
         return
-    click.echo(f"{'id':<6} {'first seen':<19}  {'camera':<12} {'class':<5} {'severity':<10} "
-               "confidence area status")
+    click.echo(f"{'id':<6} {'first seen':<23}  {'camera':<12} {'kind':<13} confidence area status")
     for a in alerts:
-        seen = a.first_seen.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        seen = a.first_seen.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         click.echo(
-            f"#{a.id:<5} {seen}  {a.camera:<12} {a.class_name:<5} {a.severity or '-':<10} "
+            f"#{a.id:<5} {seen:<23}  {a.camera:<12} {a.kind:<13} "
             f"conf={a.peak_confidence:.2f} area={a.peak_area:.1%} {a.status.value}"
+            + ("" if a.pushed else " (not pushed)")
         )
     click.echo(f"{len(alerts)} of {total}")
 

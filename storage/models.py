@@ -194,6 +194,12 @@ class Alert(Base):
 
     __table_args__ = (Index("ix_alerts_camera_track", "camera", "track_id"),)
 
+    @property
+    def kind(self) -> str:
+        """Class and severity in one phrase: "starting fire", "fire", "smoke"."""
+        # A fire's severity is "start-fire" or "fire": said beside the class it repeated it.
+        return "starting fire" if self.severity == "start-fire" else self.class_name
+
 
 class Delivery(Base):
     """The outbox: one row per message to send (or update) to one recipient of one channel."""

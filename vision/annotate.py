@@ -1,4 +1,4 @@
-"""Annotated images and snapshot files: boxes with class, track id, confidence and severity,
+"""Annotated images and snapshot files: boxes with class, severity and confidence,
 and a caption bar with the camera name and local time. OpenCV's Hershey fonts only (no
 font files to ship or download)."""
 
@@ -61,15 +61,10 @@ def annotate(
     for i in range(len(detections)):
         x1, y1, x2, y2 = (int(round(v)) for v in detections.xyxy[i])
         name = class_names.get(int(detections.class_id[i]), str(int(detections.class_id[i])))
-        label = name
         severity = None
-        if detections.track_id is not None:
-            tid = int(detections.track_id[i])
-            label += f" #{tid}"
-            severity = severity_of(tid) if severity_of else None
-        label += f" {detections.confidence[i]:.2f}"
-        if severity:
-            label += f" ({severity})"
+        if detections.track_id is not None and severity_of is not None:
+            severity = severity_of(int(detections.track_id[i]))
+        label = box_label(name, float(detections.confidence[i]), severity)
         colour = _COLOURS.get(severity or name, _OTHER)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
         labels.append(((x1, y1, x2, y2), label, colour))
@@ -81,6 +76,12 @@ def annotate(
     for box, label, colour in labels:
         _text(out, label, label_origin(box, label, scale, (w, h), bar + 1), scale, (255, 255, 255), colour)
     return out
+
+
+def box_label(name: str, confidence: float, severity: Severity | None = None) -> str:
+    """'fire 0.87', 'starting fire 0.41': class and severity said once, no track number
+    (the caption says "Alert #N"; a tracker's own number beside it reads as another alert)."""
+    return f"{'starting fire' if severity == 'start-fire' else name} {confidence:.2f}"
 
 
 def label_scale(frame: tuple[int, int]) -> float:

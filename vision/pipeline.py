@@ -40,6 +40,14 @@ _POLL_S = 0.1
 _GIL_SWITCH_S = 0.0005
 
 
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An annotated frame (BGR) and the Unix time its frame was captured."""
+
+    image: np.ndarray
+    wall: float
+
 class DetectorLike(Protocol):
     """A detector that is one call (a test double, a wrapper): run whole as the infer stage."""
 
@@ -163,8 +171,18 @@ class Pipeline:
 
     def snapshot_with_zones(self) -> np.ndarray | None:
         """``snapshot()`` with the ignore zones outlined: what an operator checks a zone on."""
-        image = self.snapshot()
-        return None if image is None else draw_zones(image, self.zones.zones)
+        shot = self.zoned_snapshot()
+        return None if shot is None else shot.image
+
+    def zoned_snapshot(self) -> Snapshot | None:
+        """``snapshot_with_zones()`` with its frame's capture time: a source that ended or
+        stalled keeps its last frame, which must not be passed off as the view now."""
+        with self._lock:
+            latest = self._latest
+        if latest is None:
+            return None
+        frame, detections = latest
+        return Snapshot(draw_zones(self.annotate(frame, detections), self.zones.zones), frame.wall)
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -138,7 +138,7 @@ def test_caption_and_buttons(store: Store) -> None:
     store.add_operator(11, "Ann")
     alert = store.set_alert_status(alert_id, AlertStatus.FALSE_ALARM, 11)
     caption = caption_of(store, alert)
-    assert "FIRE — start-fire" in caption and "yard" in caption and "87%" in caption
+    assert "<b>STARTING FIRE</b> on" in caption and "start-fire" not in caption and "yard" in caption and "87%" in caption
     assert f"Alert #{alert_id}" in caption and "false alarm by Ann" in caption
     assert parse_alert_button(f"ack:{alert_id}") == ("ack", alert_id)
     for forged in ["ack:", "ack:-1", "ack:1:2", "rm:1", "ack:１", None, "ack:" + "9" * 20]:

@@ -412,3 +412,18 @@ def test_standalone_subprocess_with_control_client() -> None:
             control.sent(chat_id=alice["id"], min_count=2, timeout=0.2)
         assert timeout.value.status == 408
     assert TOKEN not in server.stderr and "READY" not in server.stderr
+
+
+async def test_an_outage_drops_every_call_for_its_seconds_and_cuts_a_waiting_poll(srv: BotApiServer, bot: Bot) -> None:
+    alice = srv.add_user("Alice")
+    waiting = asyncio.create_task(bot.get_updates(timeout=2, read_timeout=5))
+    await asyncio.sleep(0.3)
+    srv.faults.outage(2.5)
+    with pytest.raises(NetworkError):
+        await bot.send_message(alice.id, "during")
+    with pytest.raises(NetworkError):  # began before the outage, answered during it
+        await waiting
+    await asyncio.sleep(2.5)
+    assert (await bot.send_message(alice.id, "after")).text == "after"
+    assert srv.faults.pending == []
+    assert [m.text for m in srv.sent_messages(alice)] == ["after"]

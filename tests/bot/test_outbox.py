@@ -85,7 +85,7 @@ async def test_alert_photo_then_edits_in_every_chat(srv, store, snapshot) -> Non
     for chat in (ann.id, group.id):
         (msg,) = srv.sent_messages(chat)
         assert msg.photo_bytes == Path(snapshot).read_bytes()
-        assert f"Alert #{alert_id}" in msg.caption and "start-fire" in msg.caption
+        assert f"Alert #{alert_id}" in msg.caption and "STARTING FIRE on" in msg.caption
         assert [b["text"] for b in msg.buttons] == ["Acknowledge", "False alarm", "Snooze 30 min"]
 
     rec.record(fire("updated", 1, snapshot, area=0.08))
@@ -94,7 +94,7 @@ async def test_alert_photo_then_edits_in_every_chat(srv, store, snapshot) -> Non
     await drain_until_done(sender, store)
     for chat in (ann.id, group.id):
         (msg,) = srv.sent_messages(chat)  # still one message: edited, not resent
-        assert "FIRE — fire" in msg.caption and "Cleared" in msg.caption and "Acknowledged" in msg.caption
+        assert "🔥 FIRE on" in msg.caption and "Cleared" in msg.caption and "Acknowledged" in msg.caption
     assert len(srv.calls_to("sendPhoto")) == 2
 
 

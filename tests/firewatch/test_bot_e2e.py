@@ -17,6 +17,7 @@ import asyncio
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -329,6 +330,11 @@ async def test_history_and_alert(scene: Scene) -> None:
     else:
         assert history.startswith(f"Alerts 1–{min(total, 5)} of {total}, newest first:")  # type: ignore[union-attr]
         assert f"#{alerts[0].id} " in history and CAMERA in history  # type: ignore[operator]
+        # Class and severity said once: "yard: fire 87%", "yard: starting fire 40%".
+        assert re.search(rf"{CAMERA}: (starting fire|fire|smoke) \d+%", history)  # type: ignore[arg-type]
+        assert "fire fire" not in history and "start-fire" not in history  # type: ignore[operator]
+        acked = await scene.ask(scene.obama, f"/alert {alert_id_of(first_alert(scene, scene.admin))}")
+        assert "✅ Acknowledged by Ada at " in (acked.caption or acked.text or "")  # as on the pushed alert
         reply = await scene.ask(scene.obama, f"/alert {alerts[-1].id}")
         assert reply.photo_bytes and f"Alert #{alerts[-1].id}" in reply.caption  # type: ignore[operator]
         # The daemon verifies fires by default: the alert says why it was confirmed.
@@ -343,9 +349,16 @@ async def test_history_and_alert(scene: Scene) -> None:
 
 
 async def test_snapshot_is_a_camera_frame(scene: Scene) -> None:
+    await wait_source_played(scene)
+    await asyncio.sleep(3)
     reply = await scene.ask(scene.admin, "/snapshot")
     assert reply.photo_bytes and reply.photo_bytes[:2] == b"\xff\xd8"
-    assert reply.caption.startswith(f"{CAMERA} at ")  # type: ignore[union-attr]
+    # The folder has ended: the last frame is captioned with its own time and age, not now.
+    caption = re.fullmatch(rf"{CAMERA} at (\S+ \S+) \S+ \((\d+) (s|min) ago\)", reply.caption or "")
+    assert caption, reply.caption
+    assert int(caption[2]) >= 3 or caption[3] == "min"
+    taken = datetime.strptime(caption[1], "%Y-%m-%d %H:%M:%S")
+    assert (datetime.now() - taken).total_seconds() >= 3
 
 
 # -- enrolment in the bot -----------------------------------------------------------------------

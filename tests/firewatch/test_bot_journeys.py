@@ -180,3 +180,37 @@ async def test_audit_for_admins(rig: Rig) -> None:
     text = await ask(rig, rig.admin, "/audit 5")
     assert text.startswith("Last ") and "Ada arm by selfie: ✅ (distance" in text
     assert await ask(rig, rig.stranger, "/audit") == "Not authorised."  # type: ignore[attr-defined]
+
+
+async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(rig: Rig) -> None:
+    daemon = rig.daemon
+    before = len(daemon.output().splitlines())
+    # Longer than a long poll (10 s), so that the poll waiting when it began fails too.
+    rig.srv.faults.outage(12)
+    await daemon.wait_for_log("Telegram reachable again after", timeout=60)
+    lines = daemon.output().splitlines()[before:]
+    started = [line for line in lines if "Telegram unreachable" in line]
+    ended = [line for line in lines if "Telegram reachable again after" in line]
+    assert len(started) == 1 and len(ended) == 1, "\n".join(lines)
+    assert int(ended[0].rsplit("after ", 1)[1].split(" s")[0]) >= 2
+    assert "Traceback" not in "\n".join(lines)
+    assert not [line for line in lines if "Exception happened while polling" in line or "handler error" in line]
+    assert "Armed" in await ask(rig, rig.admin, "/status")  # polling goes on after it
+
+
+async def test_selfies_in_the_group_are_refused_and_not_matched(rig: Rig) -> None:
+    ada, group = rig.admin, rig.group
+    armed = rig.store.arm_state().armed
+    attempts = len(rig.store.audit_log(50))
+    private_only = "Selfies are accepted in private chats only: write to me directly, not in the group."
+    for send in (lambda: rig.srv.send_text(ada, "/disarm", chat=group),
+                 lambda: rig.srv.send_photo(ada, (KNN / "train" / "obama" / "obama2.jpg").read_bytes(),
+                                            chat=group, caption="/disarm")):
+        before = len(rig.srv.sent_messages(group))
+        send()
+        found = await rig.srv.wait_for(
+            lambda s: [m for m in s.sent_messages(group)[before:] if not _notice(m)], 20)
+        assert found[0].text == private_only
+    await asyncio.sleep(1)
+    assert rig.store.arm_state().armed == armed
+    assert len(rig.store.audit_log(50)) == attempts  # no face was matched

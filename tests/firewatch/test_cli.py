@@ -75,9 +75,16 @@ def test_db_upgrade_operators_and_history(env: dict[str, str]) -> None:
     store.record_alert(camera="yard", track_id=3, class_name="fire", severity="fire",
                        confidence=0.87, area=0.12, snapshot_path=None,
                        seen_at=datetime.now(timezone.utc), push=True)
+    store.record_alert(camera="yard", track_id=4, class_name="fire", severity="start-fire",
+                       confidence=0.5, area=0.01, snapshot_path=None,
+                       seen_at=datetime.now(timezone.utc), push=False)
     store.close()
     hist = runner.invoke(main, ["history", "--since", "24h", "--class", "fire"]).output
-    assert "yard" in hist and "conf=0.87" in hist and "1 of 1" in hist
+    assert "yard" in hist and "conf=0.87" in hist and "2 of 2" in hist
+    disarmed, pushed = hist.splitlines()[1:3]
+    zone = datetime.now().astimezone().strftime("%Z")
+    assert "starting fire" in disarmed and disarmed.endswith("new (not pushed)") and f" {zone} " in disarmed
+    assert " fire " in pushed and "fire fire" not in pushed and not pushed.endswith("(not pushed)")
 
     assert runner.invoke(main, ["operators", "remove", "--user-id", "42"]).exit_code == 0
     missing = runner.invoke(main, ["operators", "remove", "--user-id", "42"])

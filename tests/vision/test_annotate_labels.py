@@ -6,12 +6,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vision.annotate import annotate, caption_height, label_scale
+from vision.annotate import annotate, box_label, caption_height, label_scale
 from vision.types import Detections
 
 RED = (0, 0, 255)  # the fire colour: box outline and label background
 GREY = 128
-LABEL = "fire #3 0.87"
+LABEL = "fire 0.87"
 
 
 def _annotate(w: int, h: int, box: list[float]) -> np.ndarray:
@@ -72,5 +72,12 @@ def test_label_at_the_right_edge_is_shifted_into_the_frame() -> None:
 def test_label_of_a_box_at_the_bottom_stays_in_the_frame() -> None:
     w, h = 320, 240
     out = _annotate(w, h, [20, 232, 120, 239])
-    rows = _label_rows(out, min_red=30)
+    rows = _label_rows(out, min_red=20)  # a short label on 240 lines: ~50 px wide
     assert (rows < 232).sum() >= 8  # a full label's height above the box
+
+
+def test_label_says_class_severity_and_confidence_without_the_track_number() -> None:
+    assert box_label("fire", 0.87) == LABEL
+    assert box_label("fire", 0.87, "fire") == LABEL
+    assert box_label("fire", 0.41, "start-fire") == "starting fire 0.41"
+    assert box_label("smoke", 0.5) == "smoke 0.50"

@@ -249,5 +249,9 @@ def test_pipeline_in_a_worker_thread_start_status_snapshot_stop(tmp_path):
     pipeline.stop()
     assert not pipeline.running and time.monotonic() - started < 2
     assert pipeline.frames < len(images) * 3  # stopped early, not run to the end
+    stopped = time.time()
+    time.sleep(0.3)
+    shot = pipeline.zoned_snapshot()  # the last frame, with the time it was captured, not now
+    assert shot is not None and shot.image.shape == (512, 512, 3) and shot.wall <= stopped
     assert not any(isinstance(e, FireEvent) and e.kind == "cleared" for e in received)  # stop is not "fire gone"
     assert all(not isinstance(e, HealthEvent) for e in received)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from enum import Enum
 from http import HTTPStatus
@@ -28,8 +29,12 @@ class Fault:
     seconds: float = 0.0
     # DROP only: carry the call out first, then drop the response (the bot cannot know it worked).
     after_execute: bool = False
+    # time.monotonic() after which the fault no longer matches (an outage of some seconds).
+    until: float | None = None
 
     def matches(self, method: str) -> bool:
+        if self.until is not None and time.monotonic() >= self.until:
+            return False
         return self.remaining > 0 and (self.methods is None or method.lower() in self.methods)
 
     def error_description(self) -> str:
@@ -50,6 +55,7 @@ class Fault:
             "retry_after": self.retry_after,
             "seconds": self.seconds,
             "after_execute": self.after_execute,
+            "seconds_left": None if self.until is None else max(0.0, self.until - time.monotonic()),
         }
 
 
@@ -91,6 +97,10 @@ class FaultPlan:
         """Close the connection of the next ``n`` matching calls without answering."""
         return self.add(Fault(FaultKind.DROP, n, _methods(methods), after_execute=after_execute))
 
+    def outage(self, seconds: float, *, methods: str | list[str] | None = None) -> Fault:
+        """Drop every matching call's connection for the next ``seconds``: Telegram out of reach."""
+        return self.add(Fault(FaultKind.DROP, 10**9, _methods(methods), until=time.monotonic() + seconds))
+
     def add_json(self, spec: dict[str, Any]) -> Fault:
         """Build a fault from the control API's JSON (same names as the Python methods)."""
         kind = FaultKind(spec["kind"])
@@ -104,12 +114,17 @@ class FaultPlan:
             seconds=float(spec.get("seconds", 0.0)),
             after_execute=bool(spec.get("after_execute", False)),
         )
+        if "for_seconds" in spec:  # a timed fault: matches every call until then
+            fault.remaining = 10**9
+            fault.until = time.monotonic() + float(spec["for_seconds"])
         if kind is FaultKind.STALL and fault.seconds <= 0:
             raise ValueError("a stall needs seconds > 0")
         return self.add(fault)
 
     def take(self, method: str) -> Fault | None:
         """Consume one unit of the first fault matching ``method``; None when the call should pass."""
+        now = time.monotonic()
+        self._faults = [f for f in self._faults if f.until is None or now < f.until]
         for fault in self._faults:
             if fault.matches(method):
                 fault.remaining -= 1
@@ -117,6 +132,10 @@ class FaultPlan:
                     self._faults.remove(fault)
                 return fault
         return None
+
+    def outage_covers(self, method: str) -> bool:
+        """Whether a timed outage is on for ``method`` now (it also cuts calls already waiting)."""
+        return any(f.until is not None and f.kind is FaultKind.DROP and f.matches(method) for f in self._faults)
 
     def clear(self) -> None:
         self._faults.clear()

@@ -165,7 +165,8 @@ class BotApiServer(World):
             # Log the method and traceback only, never the request URL (it holds the token).
             _LOG.exception("fake Bot API failed in %s", method)
             return _error(ApiError(500, "Internal Server Error"))
-        if fault is not None and fault.kind is FaultKind.DROP:
+        if fault is not None and fault.kind is FaultKind.DROP or self.faults.outage_covers(method):
+            # An outage that began during a long poll cuts that poll too.
             _drop(request)
             return None
         return web.json_response({"ok": True, "result": result})
