@@ -68,27 +68,32 @@ class DetectorRun:
         return best if best.exists() else self.last
 
 
-def data_yaml(data_dir: Path, runs_dir: Path = RUNS, fire_only: Sequence[Path] = ()) -> Path:
+def data_yaml(data_dir: Path, runs_dir: Path = RUNS, fire_only: Sequence[Path] = (),
+              negatives: Sequence[Path] = ()) -> Path:
     """The dataset's data.yaml, with its relative ``path`` resolved.
 
     The shared dataset says ``path: .``; ultralytics would read that relative to its own
     datasets folder, so we hand it a copy that names the folder absolutely. Each of
     ``fire_only`` (YOLO folders with the same classes whose smoke is not labelled, such as
     ``fire-extra``) adds its train images, listed for ``training.smoke_mask``; validation
-    stays on ``data_dir``'s val split, so that runs remain comparable.
+    stays on ``data_dir``'s val split, so that runs remain comparable. Each of ``negatives``
+    (YOLO folders of unlabelled, fire-free images, see ``training.video_negatives``) adds
+    its train images as background.
     """
     data_dir = Path(data_dir).resolve()
     source = data_dir / "data.yaml"
     spec = yaml.safe_load(source.read_text())
     spec["path"] = str(data_dir)
-    if fire_only:
+    extra = [str(Path(d).resolve() / "images" / "train") for d in fire_only]
+    background = [str(Path(d).resolve() / "images" / "train") for d in negatives]
+    if extra or background:
+        spec["train"] = [str(data_dir / spec["train"]), *extra, *background]
+        spec["val"] = str(data_dir / spec["val"])
+    if extra:
         from training.smoke_mask import DATA_KEY
 
-        extra = [str(Path(d).resolve() / "images" / "train") for d in fire_only]
-        spec["train"] = [str(data_dir / spec["train"]), *extra]
-        spec["val"] = str(data_dir / spec["val"])
         spec[DATA_KEY] = extra
-    key = ":".join([str(data_dir), *map(str, fire_only)])
+    key = ":".join([str(data_dir), *map(str, fire_only), *(f"-{n}" for n in negatives)])
     digest = hashlib.sha1(key.encode()).hexdigest()[:8]
     out = Path(runs_dir).parent / "data" / f"{data_dir.name}-{digest}.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +141,7 @@ def train_detector(
     lr0: float = 0.002,
     freeze: int | None = None,
     fire_only: Sequence[Path] = (),
+    negatives: Sequence[Path] = (),
     variant: str = "",
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
@@ -154,6 +160,7 @@ def train_detector(
     ``variant`` names a separate run of the same scale and size (see ``DetectorRun``).
     ``fire_only`` adds datasets whose smoke is not labelled (see ``data_yaml``); the Lite0
     runs train with ``training.smoke_mask``'s trainer, which keeps their smoke out of the loss.
+    ``negatives`` adds folders of fire-free background images.
     """
     YOLO = ultralytics_yolo()
 
@@ -163,7 +170,7 @@ def train_detector(
         hooks.insert(0, ("on_model_save", lambda trainer: save_checkpoint(run, checkpoint_dir)))
     if until is not None:
         hooks.append(("on_model_save", _pause_after(until)))
-    data = str(data_yaml(data_dir, run.runs_dir, fire_only))
+    data = str(data_yaml(data_dir, run.runs_dir, fire_only, negatives))
     trainer = trainer_for(scale)
     try:
         if resume:
@@ -403,10 +410,13 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--variant", default="", help="a separate run of the same scale and size, e.g. ft")
     parser.add_argument("--fire-only", type=Path, action="append", default=[],
                         help="a YOLO folder whose smoke is not labelled (e.g. $FIREWATCH_DATA/fire-extra); repeatable")
+    parser.add_argument("--negatives", type=Path, action="append", default=[],
+                        help="a YOLO folder of fire-free images (python -m training.video_negatives); repeatable")
     args = parser.parse_args()
     from firewatch.paths import data_root
 
     train_detector(args.data or data_root() / "fire", scale=args.scale, epochs=args.epochs, resume=args.resume,
                    checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule,
                    imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
-                   freeze=args.freeze, fire_only=args.fire_only, variant=args.variant)
+                   freeze=args.freeze, fire_only=args.fire_only, negatives=args.negatives,
+                   variant=args.variant)
