@@ -13,6 +13,7 @@ from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.access import members_only
+from bot.camera_lines import camera_line
 from bot.periods import parse_period
 from bot.outbox import caption_of, display_name, keyboard_of
 from bot.render import age, local_time
@@ -34,6 +35,7 @@ COMMANDS = [
     BotCommand("zones", "Ignore zones of each camera, with buttons to remove them"),
     BotCommand("help", "What I can do"),
     BotCommand("cancel", "Cancel the current question"),
+    BotCommand("snooze", "Silence a camera for a while: /snooze [camera] [30m|2h]"),
     BotCommand("unsnooze", "End the snooze of every camera: /unsnooze [camera]"),
 ]
 
@@ -69,11 +71,14 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if state.changed_by is not None:
         who = escape(await asyncio.to_thread(display_name, svc.store, state.changed_by))
         lines.append(f"Last change by {who} at {local_time(state.changed_at)}")
-    lines.extend(await status_lines(svc))
+    snoozes = await status_lines(svc)
+    now = time.time()
     for pipeline in svc.pipelines.values():
-        lines.append(await asyncio.to_thread(_camera_line, svc, pipeline))
+        lines.append(camera_line(pipeline.status(), zones=len(pipeline.zones.zones),
+                                 snooze=snoozes.pop(pipeline.camera, None), now=now))
     if not svc.pipelines:
         lines.append("📷 no camera pipeline running")
+    lines.extend(snoozes.values())  # cameras that do not run here
     lines.append(f"Model: {escape(svc.model_name or '-')}")
     if alerts:
         a = alerts[0]
@@ -84,19 +89,6 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lines.append(f"Uptime: {timedelta(seconds=int(time.monotonic() - svc.started))}")
     await update.effective_message.reply_text("\n".join(lines), parse_mode=ParseMode.HTML)
 
-
-def _camera_line(svc, pipeline) -> str:  # type: ignore[no-untyped-def]
-    """'📷 yard: ok, 9.8 FPS, 1200 frames, 1 fire in view, snoozed until 12:30, 2 zones'."""
-    ps = pipeline.status()
-    line = (f"📷 {escape(ps.camera)}: {escape(ps.health)}{'' if ps.running else ' (stopped)'}, "
-            f"{ps.fps:.1f} FPS, {ps.frames} frames, {ps.open_alerts} fires in view")
-    snoozed = svc.store.snoozed_until(ps.camera)
-    if snoozed is not None:
-        line += f", snoozed until {local_time(snoozed)}"
-    zones = len(pipeline.zones.zones)
-    if zones:
-        line += f", {zones} ignore zone{'s' if zones > 1 else ''}"
-    return line
 
 
 def parse_history_args(args: list[str]) -> tuple[int, timedelta | None, str | None]:

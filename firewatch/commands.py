@@ -43,11 +43,14 @@ def detect_command(settings: Settings, source: str, model: Path | None, out_vide
 def enroll_command(settings: Settings, user_id: int, name: str, photos: tuple[Path, ...],
                    create: bool = False) -> int:
     """Enrol each photo; returns how many failed. An unknown user is refused unless ``create``:
-    enrolling makes them an operator, and operators receive alerts."""
-    from bot.enrolment import enrol_photo
+    enrolling makes them an operator, and operators receive alerts. Ends with the spread of
+    the new photos (their pairwise distances) and of all the operator's photos."""
+    import numpy as np
+
+    from bot.enrolment import enrol_photo, spread_text
     from firewatch.progress import progress_bar
     from storage import Store, upgrade
-    from vision.faces import FaceEncoder
+    from vision.faces import FaceEncoder, encoding_from_bytes, template_spread
 
     upgrade(settings.db_url)
     store = Store(settings.db_url)
@@ -57,13 +60,20 @@ def enroll_command(settings: Settings, user_id: int, name: str, photos: tuple[Pa
                               f"add --user-id {user_id} --name NAME`, or pass --create")
         encoder = FaceEncoder()
         keep = settings.data_dir / "faces" if settings.keep_face_photos else None
-        failed = 0
+        failed, new = 0, []
         with progress_bar("enroll", total=len(photos), unit="photo") as bar:
             for photo in photos:
                 result = enrol_photo(store, encoder, user_id, name, photo.read_bytes(), keep_photo_dir=keep)
                 bar.write(f"{photo}: {result.message}", file=sys.stdout)
                 bar.update(1)
                 failed += not result.ok
+                if result.encoding is not None:
+                    new.append(result.encoding)
+        on_file = [encoding_from_bytes(t) for t in store.face_templates(user_id)]
+        if len(new) > 1 and len(on_file) > len(new):
+            click.echo(f"New photos: {spread_text(template_spread(np.stack(new)))}.")
+        if on_file:
+            click.echo(f"On file for {name} ({user_id}): {spread_text(template_spread(np.stack(on_file)))}.")
         return failed
     finally:
         store.close()

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from vision.annotate import annotate, draw_zones, encode_jpeg, raw_frame_path, snapshot_path, write_jpeg
+from vision.camera_state import CameraState, FrameRate, camera_state
 from vision.detectors.base import StagedDetector
 from vision.events import CropClassifier, EventConfig, FireEvents
 from vision.health import HealthConfig, HealthMonitor, HealthState
@@ -62,7 +63,8 @@ class TrackerLike(Protocol):
 
 @dataclass(frozen=True)
 class PipelineStatus:
-    """What the daemon shows about one camera."""
+    """What the daemon shows about one camera. ``fps``: frames analysed a second over the
+    last seconds; ``since`` (the state's start) and ``last_frame`` are Unix times."""
 
     camera: str
     running: bool
@@ -71,6 +73,9 @@ class PipelineStatus:
     frames: int
     open_alerts: int
     error: str | None
+    state: CameraState = "starting"
+    since: float | None = None
+    last_frame: float | None = None
 
 
 class Pipeline:
@@ -118,8 +123,10 @@ class Pipeline:
         # Temporal verification (a fire must move like fire); None: K-of-N alone decides.
         self.verifier = verifier
         self.frames = 0
-        self.fps = 0.0
+        self.rate = FrameRate()
         self.error: str | None = None
+        self._finished_at: float | None = None
+        self._lost_since: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -132,6 +139,7 @@ class Pipeline:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._finished_at = None
         self._thread = threading.Thread(target=self.run, name=f"vision-{self.camera}", daemon=True)
         self._thread.start()
 
@@ -145,10 +153,23 @@ class Pipeline:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def fps(self) -> float:
+        return self.rate.rate()
+
     def status(self) -> PipelineStatus:
+        with self._lock:
+            latest = self._latest
+        last_frame = latest[0].wall if latest is not None else None
+        running = self.running
+        state, since = camera_state(
+            running=running, error=self.error, stopped=self._stop.is_set(), finished_at=self._finished_at,
+            lost_since=self._lost_since if self.health.state == "lost" else None,
+            last_frame=last_frame, now=time.time(),
+        )
         return PipelineStatus(
-            self.camera, self.running, self.health.state, round(self.fps, 2), self.frames,
-            self.events.open_alerts, self.error,
+            self.camera, running, self.health.state, round(self.fps, 2), self.frames,
+            self.events.open_alerts, self.error, state, since, last_frame,
         )
 
     def snapshot(self) -> np.ndarray | None:
@@ -208,6 +229,7 @@ class Pipeline:
         stages.guard(self._infer, staged)
         feed.join()
         post.join()
+        self._finished_at = time.time()
         if stages.failure is not None:
             exc = stages.failure
             self.error = f"{type(exc).__name__}: {exc}"
@@ -224,7 +246,10 @@ class Pipeline:
 
     def _feed(self, stages: _Stages, staged: StagedDetector) -> None:
         def lost(reason: str) -> None:
-            stages.feed.put(list(self.health.lost(reason)))
+            events = list(self.health.lost(reason))
+            if events:
+                self._lost_since = events[0].wall
+            stages.feed.put(events)
 
         pace = _Pace(self.max_fps if self.source.live else None, stages.abort)
         try:
@@ -248,7 +273,6 @@ class Pipeline:
 
     def _post(self, stages: _Stages, staged: StagedDetector) -> None:
         last: Frame | None = None
-        previous_clock: float | None = None
         while (item := stages.post.get()) is not _END:
             if not isinstance(item, _Work):  # health notices while no frame arrives
                 for notice in item:
@@ -257,12 +281,8 @@ class Pipeline:
             for notice in item.notices:
                 self._emit(notice)
             self._process(item.frame, staged.decode(item.data))
+            self.rate.tick()
             last = item.frame
-            now = time.monotonic()
-            if previous_clock is not None and now > previous_clock:
-                rate = 1.0 / (now - previous_clock)
-                self.fps = rate if self.fps == 0.0 else 0.9 * self.fps + 0.1 * rate
-            previous_clock = now
         if last is not None and self.flush_at_end and not self._stop.is_set() and stages.failure is None:
             for event in self.events.flush(last.index, last.t, last.wall):
                 self._emit(self._with_snapshot(event, last))

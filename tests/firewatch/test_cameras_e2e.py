@@ -73,7 +73,7 @@ async def wait_both_played(rig: Rig, timeout: float = 180) -> str:
     deadline = loop.time() + timeout
     while True:
         reply = (await ask(rig, "/status")).text or ""
-        if all(f"📷 {camera}: " in reply and "(stopped)" in _line_of(reply, camera)
+        if all(_line_of(reply, camera).startswith(f"📷 {camera}: ended at ")
                for camera in (FIRE_CAMERA, QUIET_CAMERA)):
             return reply
         assert loop.time() < deadline, f"the cameras did not play to the end: {reply}"

@@ -9,10 +9,12 @@ from vision.faces.matching import (
     ENCODING_BYTES,
     ENCODING_DIM,
     Match,
+    Spread,
     best_match,
     encoding_from_bytes,
     encoding_to_bytes,
     face_distance,
+    template_spread,
 )
 from vision.faces.outcome import FaceResult, FaceStatus
 from vision.faces.photo import MAX_PIXELS, MAX_SIDE, MIN_SIDE, DecodedPhoto, decode_photo, photo_hash
@@ -28,6 +30,7 @@ __all__ = [
     "FaceResult",
     "FaceStatus",
     "Match",
+    "Spread",
     "best_match",
     "decode_photo",
     "default_models_dir",
@@ -35,4 +38,5 @@ __all__ = [
     "encoding_to_bytes",
     "face_distance",
     "photo_hash",
+    "template_spread",
 ]
