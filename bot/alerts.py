@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -53,12 +53,15 @@ class RecordResult:
 
 
 class AlertRecorder:
-    def __init__(self, store: Store, *, can_push: bool, clear_after_s: float = 30.0) -> None:
+    def __init__(self, store: Store, *, can_push: bool, clear_after_s: float = 30.0,
+                 owns: Callable[[str], bool] = lambda camera: True) -> None:
         self.store = store
         self.can_push = can_push
         self.clear_after_s = clear_after_s
         self._open: dict[tuple[str, int], int] = {}  # (camera, track) -> alert id
-        self._carried: dict[int, Alert] = {a.id: a for a in store.open_alerts()}
+        # Only the alerts of cameras this process ``owns`` (by name, configured now or not): in
+        # a fleet, other edges' open alerts are theirs to continue or clear.
+        self._carried: dict[int, Alert] = {a.id: a for a in store.open_alerts() if owns(a.camera)}
         if self._carried:
             log.info("%d alerts left open by the last run are carried over", len(self._carried))
         self._started = time.monotonic()

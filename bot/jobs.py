@@ -1,4 +1,5 @@
-"""Scheduled jobs on PTB's JobQueue: heartbeat, automatic re-arm, daily summary, retention."""
+"""Scheduled jobs on PTB's JobQueue: heartbeat, automatic re-arm, daily summary, retention, and
+the watch on a fleet's edges."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from telegram.ext import Application, ContextTypes
 
 from bot.alerts import AlertRecorder, watching
+from bot.fleet import watch_edges
 from bot.render import local_time
 from bot.services import Services, services
 from bot.snooze import expire_snoozes
@@ -106,6 +108,9 @@ def schedule_jobs(app: Application) -> None:
     jq.run_repeating(retention, interval=6 * 3600, first=60, name="retention")
     jq.run_repeating(expire_snoozes, interval=15, first=5, name="snooze-ends")
     jq.run_repeating(clear_carried, interval=2, first=2, name="carried-alerts")
+    # Edges check in every few seconds; a quarter of the silence that is reported is often enough.
+    jq.run_repeating(watch_edges, interval=max(1.0, svc.settings.edge_quiet_after_s / 4), first=5,
+                     name="edge-watch")
 
 
 async def clear_carried(context: ContextTypes.DEFAULT_TYPE) -> None:

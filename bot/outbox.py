@@ -21,7 +21,6 @@ import enum
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from telegram import Bot, InputMediaPhoto, Message
 from telegram.constants import ParseMode
@@ -163,12 +162,12 @@ class OutboxSender:
         message_id = await asyncio.to_thread(self.store.alert_message_id, alert.id, d.chat_id, d.channel)
         if message_id is None:
             raise _Postpone("the alert's photo is not sent yet")
-        if EDITS[d.kind] is TelegramEdit.MEDIA and _readable(alert.snapshot_path):
-            with open(alert.snapshot_path, "rb") as photo:  # type: ignore[arg-type]
-                await self.bot.edit_message_media(
-                    InputMediaPhoto(photo, caption=caption, parse_mode=ParseMode.HTML),
-                    chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard,
-                )
+        if EDITS[d.kind] is TelegramEdit.MEDIA and (photo := await asyncio.to_thread(
+                self.store.read_snapshot, alert.snapshot_path)) is not None:
+            await self.bot.edit_message_media(
+                InputMediaPhoto(photo, caption=caption, parse_mode=ParseMode.HTML),
+                chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard,
+            )
         else:
             await self.bot.edit_message_caption(
                 chat_id=d.chat_id, message_id=message_id, caption=caption,
@@ -177,11 +176,12 @@ class OutboxSender:
         return message_id
 
     async def _send_photo(self, chat_id: int, alert: Alert, caption: str, keyboard) -> Message:  # type: ignore[no-untyped-def]
-        if _readable(alert.snapshot_path):
-            with open(alert.snapshot_path, "rb") as photo:  # type: ignore[arg-type]
-                return await self.bot.send_photo(
-                    chat_id, photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard
-                )
+        # A file on this machine, or an edge's snapshot in the database.
+        photo = await asyncio.to_thread(self.store.read_snapshot, alert.snapshot_path)
+        if photo is not None:
+            return await self.bot.send_photo(
+                chat_id, photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard
+            )
         # The snapshot could not be written (disk full) or was purged: the alert still goes out.
         return await self.bot.send_message(
             chat_id, caption + "\n(snapshot unavailable)", parse_mode=ParseMode.HTML,
@@ -208,10 +208,6 @@ def caption_of(store: Store, alert: Alert) -> str:
 def keyboard_of(store: Store, alert: Alert):  # type: ignore[no-untyped-def]
     return alert_keyboard(alert.id, false_alarm=alert.status is AlertStatus.FALSE_ALARM,
                           snoozed=store.snoozed_until(alert.camera) is not None)
-
-
-def _readable(path: str | None) -> bool:
-    return bool(path) and Path(path).is_file()  # type: ignore[arg-type]
 
 
 def _seconds(value: int | timedelta) -> float:

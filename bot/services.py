@@ -33,6 +33,7 @@ class BotSettings:
     retention_days: int = 30
     summary_hour: int = 8
     stall_after_s: float = 60.0
+    edge_quiet_after_s: float = 60.0  # a fleet's edge silent this long is reported
 
 
 @dataclass

@@ -73,12 +73,17 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--role", type=click.Choice(["all", "edge", "bot"]), default=None,
+              help="all: one box (default, or FIREWATCH_ROLE); edge: cameras only, alerts recorded in the "
+                   "shared database; bot: Telegram only, for a fleet of edges (docs/fleet.md).")
 @_friendly_errors
-def run() -> None:
+def run(role: str | None) -> None:
     """Run the daemon: camera -> detector -> alerts -> Telegram, until SIGTERM/Ctrl-C."""
     from firewatch.daemon import run_daemon
 
     settings = _settings()
+    if role is not None:
+        settings = settings.model_copy(update={"role": role})
     ensure_data_dir(settings)
     sys.exit(run_daemon(settings))
 
@@ -109,6 +114,36 @@ def db_upgrade() -> None:
     settings = _settings()
     upgrade(settings.db_url)
     click.echo(f"database at revision {current_revision(settings.db_url)}")
+
+
+# -- fleet --------------------------------------------------------------------------------
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+@_friendly_errors
+def edges(ctx: click.Context) -> None:
+    """The edges of a fleet that checked in, and how long ago (docs/fleet.md)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    store = _store(_settings())
+    now, rows = store.edges()
+    if not rows:
+        click.echo("no edge has checked in")
+    for edge in rows:
+        cameras = ", ".join(str(state.get("camera")) for state in edge.cameras) or "no camera"
+        quiet = "  (reported silent)" if edge.quiet_since is not None else ""
+        click.echo(f"{edge.name:<20} checked in {(now - edge.last_seen).total_seconds():.0f} s ago  {cameras}{quiet}")
+
+
+@edges.command("forget")
+@click.argument("name")
+@_friendly_errors
+def edges_forget(name: str) -> None:
+    """Drop a retired edge, so that /status and the silence warning no longer name it."""
+    if not _store(_settings()).forget_edge(name):
+        raise LookupError(f"no edge named {name!r}")
+    click.echo(f"edge {name} forgotten")
 
 
 # -- operators ----------------------------------------------------------------------------

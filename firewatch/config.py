@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextvars
 import os
+import re
+import socket
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -124,6 +126,16 @@ class Settings(BaseSettings):
     summary_hour: int = Field(8, ge=0, le=23)
     stall_after_s: float = Field(60.0, gt=0)
 
+    # Fleet (docs/fleet.md): "all" is one box; "edge" watches cameras and records alerts,
+    # "bot" talks to Telegram, for several edges and one bot on one PostgreSQL database.
+    role: Literal["all", "edge", "bot"] = "all"
+    # An edge's name, its site: cameras are "site/camera" (default: the host name).
+    edge_name: str | None = None
+    # An edge writes its heartbeat this often; the bot tells operators of an edge silent longer
+    # than edge_quiet_after_s (and once when it is back).
+    heartbeat_s: float = Field(10.0, gt=0)
+    edge_quiet_after_s: float = Field(60.0, gt=0)
+
     log_level: str = "INFO"
 
     @classmethod
@@ -184,6 +196,22 @@ class Settings(BaseSettings):
             raise ValueError("must be a non-empty MQTT topic without wildcards (+, #)")
         return prefix
 
+    @field_validator("edge_name")
+    @classmethod
+    def _site_name(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,48}", value.strip()):
+            raise ValueError("must be 1-48 letters, digits, '.', '_' or '-' (it prefixes camera names: site/camera)")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _heartbeat_within_quiet(self) -> Settings:
+        if self.edge_quiet_after_s < 2 * self.heartbeat_s:
+            raise ValueError(f"FIREWATCH_EDGE_QUIET_AFTER_S ({self.edge_quiet_after_s:g}) must be at least twice "
+                             f"FIREWATCH_HEARTBEAT_S ({self.heartbeat_s:g}), or one late beat reports the edge gone")
+        return self
+
     @field_validator("detector_runtime")
     @classmethod
     def _known_runtime(cls, value: str) -> str:
@@ -221,10 +249,18 @@ class Settings(BaseSettings):
     @property
     def camera_configs(self) -> list[CameraConfig]:
         """The cameras to watch: the file's, or the one from ``FIREWATCH_CAMERA_*``."""
-        if self.cameras:
-            return list(self.cameras)
-        return [CameraConfig(name=self.camera_name.strip() or "camera", source=self.camera_source,
-                             fps=self.source_fps)]
+        cameras = list(self.cameras) or [CameraConfig(name=self.camera_name.strip() or "camera",
+                                                      source=self.camera_source, fps=self.source_fps)]
+        if self.role != "edge":
+            return cameras
+        # An edge shares the database with others: its cameras are named for where they are.
+        return [camera.model_copy(update={"name": f"{self.site}/{camera.name}"}) for camera in cameras]
+
+    @property
+    def site(self) -> str:
+        """This edge's name: ``FIREWATCH_EDGE_NAME``, else the host name."""
+        return self.edge_name or re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "edge"
+
 
     @property
     def db_url(self) -> str:

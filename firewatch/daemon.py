@@ -1,9 +1,11 @@
-"""``firewatch run``: everything in one process, stopped cleanly by SIGTERM or Ctrl-C.
+"""``firewatch run``: one role of firewatch (``firewatch.roles``), stopped cleanly by SIGTERM
+or Ctrl-C.
 
-With a bot token, python-telegram-bot's ``Application`` owns the main thread and the
-asyncio loop (and handles the signals); each camera's vision pipeline runs in its own worker
-threads, all sharing one detector session. Without a token, the pipelines run alone and
-alerts are only recorded.
+With a bot token (roles ``all`` and ``bot``), python-telegram-bot's ``Application`` owns the
+main thread and the asyncio loop (and handles the signals); each camera's vision pipeline
+runs in its own worker threads, all sharing one detector session. Without a token, and on
+an edge, the pipelines run alone and alerts are recorded for a bot to send; an edge also
+checks in with the fleet (``firewatch.heartbeat``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import threading
 from datetime import timedelta
 
 from firewatch.config import Settings
+from firewatch.edge_recorder import EdgeRecorder
+from firewatch.heartbeat import EdgeHeartbeat
+from firewatch.roles import BOT, EDGE, check_role, owned_cameras, queues_deliveries
 from storage import Store, upgrade
 
 log = logging.getLogger("firewatch.daemon")
@@ -23,6 +28,9 @@ TELEGRAM_WAIT_WARN_S = 30
 def prepare_store(settings: Settings) -> Store:
     upgrade(settings.db_url)
     store = Store(settings.db_url)
+    if settings.role == EDGE:
+        # Deliveries "sending" are the bot's, in flight now: only the sender recovers them.
+        return store
     recovered = store.recover_interrupted()
     if recovered:
         log.warning("%d deliveries interrupted by the last shutdown will be retried", recovered)
@@ -37,27 +45,45 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     from bot.zones import stored_zones
     from firewatch.wiring import build_pipelines, mqtt_publisher
 
+    check_role(settings)
     stop = stop or threading.Event()
     # Loading models takes seconds; a SIGTERM meanwhile must still end the process cleanly.
     _stop_on_signals(stop)
     store = prepare_store(settings)
-    recorder = AlertRecorder(store, can_push=settings.token is not None, clear_after_s=settings.clear_after_s)
-    log.info("firewatch starting: cameras %s, database %s",
-             ", ".join(repr(c.name) for c in settings.camera_configs), _safe_url(settings.db_url))
-    mqtt = mqtt_publisher(settings, lambda: store.arm_state().armed)
+    recorder_type = EdgeRecorder if settings.role == EDGE else AlertRecorder
+    recorder = recorder_type(store, can_push=queues_deliveries(settings), clear_after_s=settings.clear_after_s,
+                             owns=owned_cameras(settings))
+    cameras = [] if settings.role == BOT else settings.camera_configs
+    log.info("firewatch starting as %s: cameras %s, database %s",
+             f"edge {settings.site!r}" if settings.role == EDGE else f"role {settings.role!r}",
+             ", ".join(repr(c.name) for c in cameras) or "none", _safe_url(settings.db_url))
+    mqtt = mqtt_publisher(settings, lambda: store.arm_state().armed) if cameras else None
     extra_sinks = [mqtt] if mqtt is not None else []
     try:
         if mqtt is not None:
             mqtt.start()
-        if settings.token is None:
-            log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
+        if settings.role == EDGE or settings.token is None:
+            if settings.role != EDGE:
+                log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
             pipelines = build_pipelines(settings, [recorder, *extra_sinks], lambda camera: stored_zones(store, camera))
-            return _run_headless(list(pipelines.values()), stop, recorder)
+            if settings.role == EDGE:
+                log.info("edge %s: alerts are recorded for the fleet's bot to send", settings.site)
+            return _run_headless(pipelines, stop, recorder, _heartbeat(settings, store, pipelines))
         return _run_with_bot(settings, store, recorder, stop, extra_sinks)
     finally:
         if mqtt is not None:
             mqtt.stop()
         store.close()
+
+
+def _heartbeat(settings: Settings, store: Store, pipelines: dict) -> EdgeHeartbeat | None:  # type: ignore[type-arg]
+    """An edge's check-in with the fleet; None for a single box."""
+    from bot.zones import stored_zones
+
+    if settings.role != EDGE:
+        return None
+    return EdgeHeartbeat(store, settings.site, pipelines, settings.heartbeat_s,
+                         lambda camera: stored_zones(store, camera))
 
 
 _received: list[str] = []
@@ -81,23 +107,34 @@ def _stop_on_signals(stop: threading.Event) -> None:
         signal.signal(sig, handle)
 
 
-def _run_headless(pipelines, stop: threading.Event, recorder) -> int:  # type: ignore[no-untyped-def]
+def _run_headless(pipelines_by_name, stop: threading.Event, recorder,  # type: ignore[no-untyped-def]
+                  heartbeat: EdgeHeartbeat | None = None) -> int:
     from bot.alerts import watching
 
+    pipelines = list(pipelines_by_name.values())
     if stop.is_set():
         _log_stop(" before the camera started")
         log.info("firewatch stopped")
         return 0
     for pipeline in pipelines:
         pipeline.start()
-    while not stop.wait(0.5):
-        recorder.expire_carried(watching(p.status() for p in pipelines))
-        if not any(pipeline.running for pipeline in pipelines):  # every file source ended
-            break
-    if stop.is_set():
-        _log_stop()
-    for pipeline in pipelines:
-        pipeline.stop()
+    beating = threading.Event()
+    if heartbeat is not None:
+        heartbeat.start(beating)
+    try:
+        while not stop.wait(0.5):
+            recorder.expire_carried(watching(p.status() for p in pipelines))
+            if not any(pipeline.running for pipeline in pipelines):  # every file source ended
+                break
+        if stop.is_set():
+            _log_stop()
+        for pipeline in pipelines:
+            pipeline.stop()
+    finally:
+        beating.set()
+        if heartbeat is not None:
+            heartbeat.join(5)
+            heartbeat.beat()  # the cameras' last state: stopped, or played to their end
     log.info("firewatch stopped")
     return 0
 
@@ -121,7 +158,8 @@ def _run_with_bot(settings: Settings, store: Store, recorder, stop: threading.Ev
                               timedelta(minutes=settings.lockout_min)),
     )
     bridge = EventBridge(recorder)
-    pipelines = build_pipelines(settings, [bridge, *extra_sinks], lambda camera: stored_zones(store, camera))
+    pipelines = ({} if settings.role == BOT else
+                 build_pipelines(settings, [bridge, *extra_sinks], lambda camera: stored_zones(store, camera)))
     services = Services(settings=bot_settings(settings), store=store, access=Access(store, settings.admin_ids),
                         encoder=encoder, gate=gate, pipelines=pipelines,
                         model_name=settings.detector_model.name)

@@ -36,6 +36,7 @@ def bot_settings(settings: Settings) -> BotSettings:
         retention_days=settings.retention_days,
         summary_hour=settings.summary_hour,
         stall_after_s=settings.stall_after_s,
+        edge_quiet_after_s=settings.edge_quiet_after_s,
     )
 
 
@@ -120,8 +121,10 @@ def mqtt_publisher(settings: Settings, armed: Callable[[], bool]) -> MqttPublish
     if settings.mqtt is None:
         return None
     topics = Topics(prefix=settings.mqtt_topic_prefix, discovery_prefix=settings.mqtt_discovery_prefix)
-    # One client id per box: a broker drops the older of two connections with the same id.
-    client_id = f"{topics.prefix.replace('/', '-')}-{socket.gethostname()}"
+    # One client id per box (per edge: two may share a host): a broker drops the older of two
+    # connections with the same id.
+    box = settings.site if settings.role == "edge" else socket.gethostname()
+    client_id = f"{topics.prefix.replace('/', '-')}-{box}"
     return MqttPublisher(MqttSettings(broker=Broker.from_url(settings.mqtt), topics=topics, client_id=client_id),
                          [camera.name for camera in settings.camera_configs], armed=armed)
 

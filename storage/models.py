@@ -323,3 +323,21 @@ class StoredSnapshot(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (CheckConstraint(f"length(data) <= {SNAPSHOT_MAX_BYTES}", name="ck_snapshots_size"),)
+
+
+class Edge(Base):
+    """An edge daemon of a fleet (``firewatch run --role edge``) and its latest heartbeat.
+
+    Times are the database's clock, not the edges': a box whose clock drifts still reads as
+    seen when it beats.
+    """
+
+    __tablename__ = "edges"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # its site, prefix of its cameras
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    # Each camera at the last beat: {"camera", "health", "running", "fps", "frames", "open_alerts"}.
+    cameras: Mapped[list[dict]] = mapped_column(JSON, default=list)
+    # When operators were told that it went quiet; None while it beats (or once told it is back).
+    quiet_since: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -6,9 +6,10 @@ columns freely, but do not follow relationships on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, Exists, delete, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -29,12 +30,14 @@ from storage.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    Edge,
     FaceTemplate,
     IgnoreZone,
     Operator,
     Role,
     Snooze,
     StoredSnapshot,
+    UTCDateTime,
     utcnow,
 )
 
@@ -701,6 +704,60 @@ class Store:
                 s.delete(zone)
             return zone
 
+    # -- fleet edges ---------------------------------------------------------------------
+
+    def beat(self, edge: str, cameras: list[dict], *, started_at: datetime | None = None) -> Edge:
+        """An edge checks in: its row's last-seen time becomes the database's now, with the
+        state of its cameras. ``started_at`` (its start) is given on the first beat of a run."""
+        with self._tx() as s:
+            now = _db_now(s)
+            row = s.get(Edge, edge)
+            if row is None:
+                row = Edge(name=edge, started_at=started_at or now)
+                s.add(row)
+            elif started_at is not None:
+                row.started_at = started_at
+            row.last_seen, row.cameras = now, cameras
+            s.flush()
+            return row
+
+    def edges(self) -> tuple[datetime, list[Edge]]:
+        """The database's now and every edge that ever checked in, by name: an edge's age is
+        ``now - last_seen`` on one clock."""
+        with self._tx() as s:
+            return _db_now(s), list(s.scalars(select(Edge).order_by(Edge.name)))
+
+    def note_edge_changes(self, quiet_after: timedelta, *, gone: Callable[[Edge, datetime], str],
+                          back: Callable[[Edge, datetime], str]) -> tuple[list[str], list[str]]:
+        """Edges silent for ``quiet_after`` that no one was told of, and edges told of that
+        have beaten since: each is marked and its notice (``gone`` / ``back`` text, given the row and
+        the database's now) queued to every chat, in one transaction. Two bots on the database
+        tell it once: the rows are taken ``FOR UPDATE`` and changed only if still unmarked.
+        Returns the names gone quiet and back."""
+        with self._tx() as s:
+            now = _db_now(s)
+            cutoff = now - quiet_after
+            rows = s.scalars(select(Edge).where(
+                ((Edge.quiet_since.is_(None)) & (Edge.last_seen < cutoff))
+                | ((Edge.quiet_since.is_not(None)) & (Edge.last_seen > Edge.quiet_since))
+            ).order_by(Edge.name).with_for_update()).all()
+            went, returned = [], []
+            for row in rows:
+                if row.quiet_since is None:
+                    self._queue_text(s, gone(row, now))
+                    row.quiet_since = now
+                    went.append(row.name)
+                else:
+                    self._queue_text(s, back(row, now))
+                    row.quiet_since = None
+                    returned.append(row.name)
+            return went, returned
+
+    def forget_edge(self, edge: str) -> bool:
+        """Drop a retired edge from the fleet (a running one checks in again at its next beat)."""
+        with self._tx() as s:
+            return bool(s.execute(delete(Edge).where(Edge.name == edge)).rowcount)
+
     # -- retention ---------------------------------------------------------------------
 
     # -- snapshots kept in the database -------------------------------------------------
@@ -725,6 +782,18 @@ class Store:
             return None
         with self._tx() as s:
             return s.scalar(select(StoredSnapshot.data).where(StoredSnapshot.id == int(key)))
+
+    def read_snapshot(self, ref: str | None) -> bytes | None:
+        """An alert's snapshot, wherever its path says it is: in the database (an edge's, which
+        the bot reads on another machine) or a file on this one; None if gone or unreadable."""
+        if not ref:
+            return None
+        if is_stored_snapshot(ref):
+            return self.load_snapshot(ref)
+        try:
+            return Path(ref).read_bytes()
+        except OSError:
+            return None
 
     def purge_before(self, cutoff: datetime) -> tuple[int, list[str]]:
         """Delete alerts (and their deliveries), camera events and snapshots kept in the
@@ -752,6 +821,14 @@ class Store:
             )
             return len(ids), [row.snapshot_path for row in old
                               if row.snapshot_path and not is_stored_snapshot(row.snapshot_path)]
+
+
+def _db_now(s: Session) -> datetime:
+    """The database server's clock (SQLite: this machine's), the one every edge's age is
+    measured on. SQLite's CURRENT_TIMESTAMP has whole seconds, enough for heartbeats."""
+    if s.get_bind().dialect.name == "sqlite":
+        return utcnow()
+    return s.scalar(select(func.now(type_=UTCDateTime())))  # type: ignore[return-value]
 
 
 def is_stored_snapshot(ref: str | None) -> bool:

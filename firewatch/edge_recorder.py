@@ -1,0 +1,33 @@
+"""An edge's alert recorder: the alert's snapshot goes into the shared database (size-capped),
+where the bot reads it from another machine; the file stays on the edge for its other sinks."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from bot.alerts import AlertRecorder, RecordResult
+from storage.repository import is_stored_snapshot
+from vision.types import Event, FireEvent
+
+log = logging.getLogger(__name__)
+
+
+class EdgeRecorder(AlertRecorder):
+    def record(self, event: Event) -> RecordResult:
+        # A database out of reach raises here, as recording would: the event is not lost.
+        return super().record(self.stored(event))
+
+    def stored(self, event: Event) -> Event:
+        """``event`` with its snapshot file replaced by its copy in the database; unchanged
+        when it has none (a cleared alert's is not shown) or the file cannot be kept."""
+        if (not isinstance(event, FireEvent) or not event.snapshot or event.kind == "cleared"
+                or is_stored_snapshot(event.snapshot)):
+            return event
+        try:
+            ref = self.store.save_snapshot(Path(event.snapshot).read_bytes())
+        except (OSError, ValueError) as exc:  # unreadable, or over the cap: the alert goes without it
+            log.warning("snapshot of %s track %d not kept in the database: %s", event.camera, event.track_id, exc)
+            return event
+        return dataclasses.replace(event, snapshot=ref)
