@@ -6,13 +6,13 @@ import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 from html import escape
-from pathlib import Path
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.access import members_only
+from bot.fleet import edge_lines
 from bot.camera_lines import camera_line
 from bot.periods import parse_period
 from bot.outbox import caption_of, display_name, keyboard_of
@@ -76,7 +76,9 @@ async def status(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     for pipeline in svc.pipelines.values():
         lines.append(camera_line(pipeline.status(), zones=len(pipeline.zones.zones),
                                  snooze=snoozes.pop(pipeline.camera, None), now=now))
-    if not svc.pipelines:
+    fleet = await asyncio.to_thread(edge_lines, svc.store, svc.settings.edge_quiet_after_s)
+    lines.extend(fleet)
+    if not svc.pipelines and not fleet:
         lines.append("📷 no camera pipeline running")
     lines.extend(snoozes.values())  # cameras that do not run here
     lines.append(f"Model: {escape(svc.model_name or '-')}")
@@ -177,11 +179,10 @@ async def alert(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if found.verification and found.verification.get("reason"):
         caption += f"\nWhy: {escape(found.verification['reason'])}"
     keyboard = await asyncio.to_thread(keyboard_of, svc.store, found)
-    path = Path(found.snapshot_path) if found.snapshot_path else None
-    if path is not None and path.is_file():
-        with path.open("rb") as photo:
-            await update.effective_message.reply_photo(
-                photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+    photo = await asyncio.to_thread(svc.store.read_snapshot, found.snapshot_path)
+    if photo is not None:
+        await update.effective_message.reply_photo(
+            photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard)
     else:
         await update.effective_message.reply_text(
             caption + "\n(snapshot no longer available)", parse_mode=ParseMode.HTML)
