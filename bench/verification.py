@@ -2,7 +2,9 @@
 
 A benchmark, not a test: it prints milliseconds per frame for the whole stage (thumbnail,
 camera motion, features and score for every track) on real frames of a shared fire clip
-upscaled to 1280x720, with boxes scattered over the frame as a tracker would report them.
+upscaled to 1280x720, with boxes scattered over the frame as a tracker would report them,
+beside the shipped detector's time on the same frames (one thread, as the daemon runs it).
+CPU time is the one to read on a shared machine; the ratio to the detector moves least.
 
     python -m bench.verification [--frames 200] [--tracks 0 1 3 10]
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from firewatch.paths import SHIPPED_VERIFICATION
+from firewatch.paths import SHIPPED_DETECTOR, SHIPPED_VERIFICATION
 from vision.types import Detections
 from vision.verification import VerificationModel, Verifier
 
@@ -62,6 +64,19 @@ def cost_ms(frames: list[np.ndarray], n_tracks: int, model: VerificationModel) -
     return (time.perf_counter() - start) / n * 1e3, (time.process_time() - cpu) / n * 1e3
 
 
+def detector_ms(frames: list[np.ndarray]) -> float:
+    """CPU milliseconds per frame of the shipped detector (preprocessing, model, decoding)."""
+    from vision.detectors import Detector
+
+    detector = Detector(SHIPPED_DETECTOR, conf_threshold=0.25, iou_threshold=0.5, threads=1)
+    for f in frames[:5]:
+        detector(f)
+    cpu = time.process_time()
+    for f in frames:
+        detector(f)
+    return (time.process_time() - cpu) / len(frames) * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=200)
@@ -72,12 +87,14 @@ def main() -> None:
     cv2.setNumThreads(1)  # the daemon's post thread: one core
     frames = frames_720p(args.frames + 20)
     model = VerificationModel.load(SHIPPED_VERIFICATION)
+    detector = min(detector_ms(frames[:50]) for _ in range(args.rounds))
     print(f"1280x720, {args.frames} frames, best of {args.rounds} rounds (ms per frame)")
-    print("tracks  wall   cpu    (wall of every round)")
+    print(f"detector (shipped, 1 thread): {detector:.2f} ms CPU")
+    print("tracks  wall   cpu    cpu/detector  (wall of every round)")
     for n in args.tracks:
         runs = [cost_ms(frames, n, model) for _ in range(args.rounds)]
         wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
-        print(f"{n:6d}  {wall:5.3f}  {cpu:5.3f}  ({' '.join(f'{r[0]:.3f}' for r in runs)})")
+        print(f"{n:6d}  {wall:5.3f}  {cpu:5.3f}  {cpu / detector:12.1%}  ({' '.join(f'{r[0]:.3f}' for r in runs)})")
 
 
 if __name__ == "__main__":

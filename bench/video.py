@@ -9,25 +9,35 @@ the alert came before the flame showed), or "missed"; for each fire-free clip: h
 alerts started. Sequences of ``fire/`` train are left out unless asked for: the detector
 has seen them.
 
-    firewatch bench video [--model M] [--conf 0.25] [--splits val] [--json out.json]
+    firewatch bench video [--model M] [--conf 0.25] [--splits val] [--verify on|off] [--json out.json]
+
+The detector's boxes of each clip are cached (keyed on the model's bytes, the clip, the
+threshold and the NMS IoU) under ``~/.cache/firewatch/bench-video``: a second run, or a sweep
+of the verification settings, replays the clips without running the model again.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
+import os
+import pickle
 import statistics
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bench.help import user_help
 from bench.pipeline import daemon_detection, find_sequences, link_folder
 from firewatch.paths import SHIPPED_DETECTOR, data_root
 from firewatch.progress import progress_bar
 
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "firewatch" / "bench-video"
 SEQUENCE_FPS = 10.0  # the fire/ sequences are stills of CCTV videos, played as the daemon would see 10 FPS
 
 
@@ -85,18 +95,47 @@ def sequence_clips(root: Path, splits: Sequence[str] = ("val",)) -> list[Clip]:
     return clips
 
 
+class CachedDetector:
+    """The detector's boxes of one clip, read from ``path`` when a previous run stored them
+    (one per call, in frame order), else computed and stored once the clip played through."""
+
+    def __init__(self, detector, path: Path) -> None:  # type: ignore[no-untyped-def]
+        self.detector, self.path, self.names = detector, path, detector.names
+        self.cached = pickle.loads(path.read_bytes()) if path.is_file() else None
+        self.computed: list = []
+
+    def __call__(self, image: np.ndarray):  # type: ignore[no-untyped-def]
+        i = len(self.computed)
+        out = self.cached[i] if self.cached is not None and i < len(self.cached) else self.detector(image)
+        self.computed.append(out)
+        return out
+
+    def save(self) -> None:
+        if self.cached is None or len(self.cached) != len(self.computed):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_bytes(pickle.dumps(self.computed))
+
+
+def _cache_path(model: Path, clip: Clip, conf: float, iou: float) -> Path:
+    digest = hashlib.sha1(model.read_bytes()).hexdigest()[:16]
+    return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}.pkl"
+
+
 def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1, work: Path,
-         verify: bool | None = None) -> ClipResult:
+         verify: bool | None = None, cache: bool = True) -> ClipResult:
     """Replay ``clip`` through the pipeline with the daemon's settings; when did it alert?
-    ``verify`` turns temporal verification on or off (None: the daemon's setting)."""
+    ``verify`` turns temporal verification on or off (None: the daemon's setting);
+    ``cache``: reuse the detector's boxes of an earlier run (and store them)."""
     from firewatch.wiring import load_classifier, load_verifier
     from vision.detectors import Detector
     from vision.replay import replay
 
     settings = daemon_detection()
     daemon = settings.settings if verify is None else settings.settings.model_copy(update={"verify": verify})
-    detector = Detector(model, conf_threshold=settings.conf_threshold if conf is None else conf,
-                        iou_threshold=settings.iou_threshold, threads=threads)
+    conf = settings.conf_threshold if conf is None else conf
+    detector = Detector(model, conf_threshold=conf, iou_threshold=settings.iou_threshold, threads=threads)
+    if cache:
+        detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold))
     if len(clip.frames) == 1:
         source, fps = clip.frames[0], None
     else:
@@ -105,6 +144,8 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
     summary = replay(source, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
                      event_config=settings.event_config, classifier=load_classifier(settings.classifier_model),
                      verifier=load_verifier(daemon))
+    if isinstance(detector, CachedDetector):
+        detector.save()
     events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
     started = [e for e in events if e.get("event") == "started"]
     first = started[0] if started else None
@@ -165,7 +206,8 @@ def table(results: Sequence[ClipResult], summary: VideoSummary) -> str:
 
 
 def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Sequence[str] = ("val",),
-        root: Path | None = None, names: Sequence[str] = (), verify: bool | None = None) -> list[ClipResult]:
+        root: Path | None = None, names: Sequence[str] = (), verify: bool | None = None,
+        cache: bool = True) -> list[ClipResult]:
     root = root or data_root()
     clips = video_clips(root) + sequence_clips(root, splits)
     if names:
@@ -174,7 +216,7 @@ def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Seq
             progress_bar("bench video", total=len(clips), unit="clip") as bar:
         results = []
         for clip in clips:
-            results.append(play(clip, model=model, conf=conf, threads=threads, work=Path(tmp), verify=verify))
+            results.append(play(clip, model=model, conf=conf, threads=threads, work=Path(tmp), verify=verify, cache=cache))
             bar.update(1)
         return results
 
@@ -189,10 +231,12 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--clip", action="append", default=[], help="only this clip (repeatable)")
     parser.add_argument("--verify", choices=["on", "off"], default=None,
                         help="temporal verification on or off (default: the daemon's FIREWATCH_VERIFY)")
+    parser.add_argument("--no-cache", action="store_true", help="run the detector even where its boxes are cached")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
     verify = None if args.verify is None else args.verify == "on"
-    results = run(args.model, conf=args.conf, threads=args.threads, splits=args.splits, names=args.clip, verify=verify)
+    results = run(args.model, conf=args.conf, threads=args.threads, splits=args.splits, names=args.clip, verify=verify,
+                  cache=not args.no_cache)
     summary = summarize(results)
     print(table(results, summary))
     if args.json is not None:

@@ -103,15 +103,14 @@ def _agreement(prev: np.ndarray, cur: np.ndarray, shift: tuple[float, float], gr
     raw = np.abs(cur - prev)[m : h - m, m : w - m]
     aligned = np.abs(cur - moved)[m : h - m, m : w - m]
     ch, cw = raw.shape[0] // grid, raw.shape[1] // grid
-    votes_for = votes_against = 0
-    for i in range(grid):
-        for j in range(grid):
-            cell = np.s_[i * ch : (i + 1) * ch, j * cw : (j + 1) * cw]
-            r, a = float(raw[cell].mean()), float(aligned[cell].mean())
-            if max(r, a) < _FLAT:
-                continue
-            votes_for += a < 0.8 * r
-            votes_against += a >= r
+
+    def cells(x: np.ndarray) -> np.ndarray:  # the mean of each cell, (grid, grid)
+        return x[: grid * ch, : grid * cw].reshape(grid, ch, grid, cw).mean(axis=(1, 3))
+
+    r, a = cells(raw), cells(aligned)
+    textured = np.maximum(r, a) >= _FLAT
+    votes_for = int(np.count_nonzero(textured & (a < 0.8 * r)))
+    votes_against = int(np.count_nonzero(textured & (a >= r)))
     total = votes_for + votes_against
     return (votes_for / total if total else 0.0), votes_for
 
@@ -129,8 +128,8 @@ class CameraMotionDetector:
         self.reset()
 
     def update(self, grey: np.ndarray) -> CameraMotion:
-        cur = cv2.resize(grey, (max(8, grey.shape[1] // 2), max(8, grey.shape[0] // 2)), interpolation=cv2.INTER_AREA)
-        cur = _dft_crop(cur).astype(np.float32)
+        half = cv2.resize(grey, (max(8, grey.shape[1] // 2), max(8, grey.shape[0] // 2)), interpolation=cv2.INTER_AREA)
+        cur = _dft_crop(half).astype(np.float32)
         prev, self._prev = self._prev, cur
         if prev is None or prev.shape != cur.shape:
             self._since = None
@@ -146,7 +145,7 @@ class CameraMotionDetector:
         elif self._since is not None:
             self._since += 1
         moving = self._since is not None and self._since <= cfg.settle_frames
-        h, w = cur.shape
+        h, w = half.shape  # fractions of the whole picture, not of the part correlated
         return CameraMotion(moving, (shift[0] / w, shift[1] / h), response, agreement, self._since)
 
     def reset(self) -> None:

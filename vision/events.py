@@ -16,11 +16,12 @@ Rules (all thresholds in ``EventConfig``):
 
 With temporal verification (``verdicts`` passed to :meth:`FireEvents.update`, from
 ``vision.verification.Verifier``), a confirmed track also has to move like fire before it
-starts an alert: its verdict is ``verified``, or the camera itself is moving (then nothing in
-the frame can be judged by its motion, and the K-of-N rule alone decides). A track held back
-is logged once with the reason. An open alert counts a track as seen only while its verdict
-is not "held back" (the verifier asks less of a track whose alert is open), so a still
-picture left in view after a real fire clears like a fire that went out.
+starts an alert: its verdict is ``verified``. No verdict yet means wait, also while the camera
+moves (the verifier judges on frames aligned for that motion; K-of-N alone would let any box
+through the moment the camera shakes). A track held back is logged once with the reason.
+An open alert counts a track as seen only while its verdict is not "held back" (the verifier
+asks less of a track whose alert is open), so a still picture left in view after a real fire
+clears like a fire that went out.
 
 Severity of a "fire" box: the classifier's label when one is configured (its "start-fire" /
 "fire"); otherwise "start-fire" while the box is under ``start_fire_fraction`` of the frame
@@ -245,11 +246,10 @@ class FireEvents:
         track.classified_no_fire = float(result.no_fire)
 
     def _moves_like_fire(self, track: _Track, verdict: VerdictLike | None) -> bool:
-        """A confirmed track may start an alert: verified, or judged by K-of-N alone while the
-        camera moves. No verdict yet means wait."""
+        """A confirmed track may start an alert once it is verified. No verdict yet means wait."""
         if verdict is None:
             return False
-        if verdict.verified is True or (verdict.verified is None and verdict.camera_moving):
+        if verdict.verified is True:
             return True
         if verdict.verified is False and not track.held_back_logged:
             track.held_back_logged = True

@@ -4,16 +4,24 @@ The detector scores still images, so a lamp, a sunset window or a poster of flam
 view confirms K-of-N at once. Real flames flicker (their brightness and outline change many
 times a second) and grow; smoke drifts and spreads; pictures, lamps and screens do neither.
 For each track this stage reads the last ``window`` frames (1.5 s at 10 FPS) of a shared
-160 px thumbnail and the track's boxes, computes a few features (:func:`track_features`),
-and scores them with a logistic regression fitted offline (``training/verification.py``)
-and stored as plain numbers in ``models/verification.json``.
+160 px thumbnail in the track's region and the track's boxes, computes a few features, and
+scores them with a logistic regression fitted offline (``training/verification.py``) and
+stored as plain numbers in ``models/verification.json``.
 
-Per frame it costs one thumbnail (about 0.2 ms at 720p, shared with camera-motion
-detection) plus a few small numpy reductions per track on at most 24x24 pixels per frame.
+The pixels are read from every buffered frame, not only from those since the track was first
+boxed: a fire that burned unseen before the detector boxed it has already flickered, so the
+verdict can come as soon as K-of-N confirms. A window shorter than ``window`` (the stream just
+started) is judged against its own, stricter threshold, fitted for that length.
 
-The caller passes every frame with the tracker's output, and the ids of tracks whose alert
-is open (they need only ``hold_threshold``: hysteresis). While the camera moves, verdicts
-say ``camera_moving`` and the caller falls back to the plain K-of-N rule.
+A moving or shaking camera would make everything "move": each frame's global shift (phase
+correlation, ``vision.camera_motion``) is undone before frames are compared, and the track's
+region is followed back through the window by the accumulated shift, so a picture stays still
+while the camera pans and a fire still flickers.
+
+Per frame the stage makes one thumbnail (shared with camera-motion detection), one aligned
+difference and one integral image of three planes (grey, |difference|, reversed difference);
+every track's features are then a few gathers of rectangle sums, done for all
+tracks at once, so a track costs little more than its verdict's bookkeeping.
 """
 
 from __future__ import annotations
@@ -24,39 +32,38 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vision.camera_motion import CameraMotion, CameraMotionDetector
 from vision.thumbnails import DEFAULT_WIDTH, Thumbnail, make_thumbnail
 from vision.types import Detections
 
-# Region pixels sampled per frame (each side): bounds the cost of a box that fills the frame.
-_MAX_SIDE = 24
 # Luminance (0..1) changes below this are sensor and compression noise, not flicker.
 _NOISE = 0.004
+# Planes of the per-frame integral image.
+_GREY, _MOTION, _REVERSAL = range(3)
 
 
 @dataclass(frozen=True)
 class VerificationConfig:
     """``window``: frames the features look back over (including the current one).
-    ``min_frames``: frames of the window the track must have been seen in before a verdict.
-    ``ring``: width of the surrounding ring, as a fraction of the box's size.
-    ``every``: a track's features are recomputed every this many frames (staggered across
-    tracks) and reused in between: over a 1.5 s window they change little in 0.1 s, and it
-    halves the stage's per-track cost. The first verdict is never delayed by it."""
+    ``min_frames``: frames the track must have been boxed in, and frames buffered, before a
+    verdict (3: K-of-N's own minimum, so the verdict never has to wait for more).
+    ``ring``: width of the surrounding ring, as a fraction of the box's size."""
 
     window: int = 15
-    min_frames: int = 8
+    min_frames: int = 3
     ring: float = 0.5
-    every: int = 2
     thumb_width: int = DEFAULT_WIDTH
 
 
 @dataclass(frozen=True)
 class TrackVerdict:
-    """``verified``: True (moves like fire), False (held back), None (not enough frames yet, or
-    the camera moved within the window: see ``camera_moving``). ``score``: the model's
-    probability-like score in 0..1 (None without a verdict). ``features``: plain floats."""
+    """``verified``: True (moves like fire), False (held back), None (not enough frames yet).
+    ``score``: the model's probability-like score in 0..1 (None without a verdict).
+    ``features``: plain floats. ``camera_moving``: the camera moved within the window (its
+    motion was compensated before judging)."""
 
     track_id: int
     verified: bool | None
@@ -90,8 +97,12 @@ class VerificationModel:
 
     score = sigmoid(intercept + sum(coef_i * (t_i(f_i) - mean_i) / scale_i)) where t_i is
     log(f + offset_i) for features listed in ``log_offset``, else the identity.
-    ``threshold`` verifies a new track; ``hold_threshold`` (lower) keeps an open alert's
-    track verified, so that one calm second does not flap an alert.
+    ``thresholds[class_id][k]`` verifies a new track of that class from a window of
+    ``min_frames + k`` frames (the last one serves every longer window, which is every
+    window once the stream has run for ``window`` frames); each was chosen just above the
+    most fire-like fire-free track of that class and window length (``training/verification.py``).
+    A class without its own uses the strictest. ``hold_threshold[class_id]`` (lower) keeps
+    an open alert's track verified, so that one calm second does not flap an alert.
     """
 
     names: tuple[str, ...]
@@ -99,25 +110,27 @@ class VerificationModel:
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
-    threshold: float
-    hold_threshold: float
+    thresholds: Mapping[int, tuple[float, ...]]
+    hold_threshold: Mapping[int, float]
     log_offset: Mapping[str, float] = field(default_factory=dict)
-    min_frames: int = 8  # what it was fitted and its threshold chosen with
+    min_frames: int = 3  # the shortest window it was fitted and its thresholds chosen for
 
     @classmethod
     def load(cls, path: str | Path) -> VerificationModel:
         d = json.loads(Path(path).read_text())
         return cls(
-            tuple(d["names"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]),
-            float(d["intercept"]), float(d["threshold"]), float(d["hold_threshold"]),
-            dict(d.get("log_offset", {})), int(d.get("min_frames", 8)),
+            tuple(d["names"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]), float(d["intercept"]),
+            {int(c): tuple(float(x) for x in t) for c, t in d["thresholds"].items()},
+            {int(c): float(t) for c, t in d["hold_threshold"].items()},
+            dict(d.get("log_offset", {})), int(d.get("min_frames", 3)),
         )
 
     def to_json(self) -> dict:
         return {
             "names": list(self.names), "mean": list(self.mean), "scale": list(self.scale),
-            "coef": list(self.coef), "intercept": self.intercept, "threshold": self.threshold,
-            "hold_threshold": self.hold_threshold, "log_offset": dict(self.log_offset),
+            "coef": list(self.coef), "intercept": self.intercept,
+            "thresholds": {str(c): list(t) for c, t in self.thresholds.items()},
+            "hold_threshold": {str(c): t for c, t in self.hold_threshold.items()}, "log_offset": dict(self.log_offset),
             "min_frames": self.min_frames,
         }
 
@@ -132,109 +145,174 @@ class VerificationModel:
         z = self.intercept + float(self.transform(features) @ np.asarray(self.coef))
         return float(1.0 / (1.0 + np.exp(-z)))
 
-    def decide(self, score: float, alert_open: bool) -> bool:
-        return score >= (self.hold_threshold if alert_open else self.threshold)
+    def scores(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """:meth:`score` of several tracks at once: one (K,) array per feature."""
+        x = np.stack([features[n] for n in self.names], axis=1)
+        logged = [i for i, n in enumerate(self.names) if n in self.log_offset]
+        offsets = np.array([self.log_offset[self.names[i]] for i in logged])
+        x[:, logged] = np.log(np.maximum(x[:, logged], 0.0) + offsets)
+        z = self.intercept + ((x - self.mean) / np.asarray(self.scale)) @ np.asarray(self.coef)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def threshold_for(self, window: int, class_id: int) -> float:
+        def at(t: tuple[float, ...]) -> float:
+            return t[min(max(window - self.min_frames, 0), len(t) - 1)]
+
+        if class_id in self.thresholds:
+            return at(self.thresholds[class_id])
+        return max(at(t) for t in self.thresholds.values())
+
+    def hold_for(self, class_id: int) -> float:
+        return self.hold_threshold.get(class_id, max(self.hold_threshold.values()))
+
+    def decide(self, score: float, alert_open: bool, class_id: int, window: int = 1 << 30) -> bool:
+        return score >= (self.hold_for(class_id) if alert_open else self.threshold_for(window, class_id))
 
 
 # -- features ------------------------------------------------------------------------------
 
 
-def _iou_consecutive(boxes: np.ndarray) -> np.ndarray:
-    a, b = boxes[:-1], boxes[1:]
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+def track_box_features(boxes: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Outline and area change of K tracks' boxes at once, any pixel unit. ``boxes``: (K, L, 4),
+    each track's boxes in time order from index 0, ``counts[k]`` (>= 2) of them; the rest is
+    padding (ignored). Returns one (K,) array per feature."""
+    idx = np.arange(boxes.shape[1])
+    pair = idx[None, :-1] < counts[:, None] - 1
+    b = np.where((idx[None, :] < counts[:, None])[..., None], boxes, boxes[:, :1])  # padding: the first box
+    wh = np.maximum(b[..., 2:] - b[..., :2], 1e-3)
+    area = wh[..., 0] * wh[..., 1]
+    x, y = b[:, :-1], b[:, 1:]
+    inter = np.maximum(np.minimum(x[..., 2:], y[..., 2:]) - np.maximum(x[..., :2], y[..., :2]), 0).prod(axis=-1)
+    iou = inter / np.maximum(area[:, :-1] + area[:, 1:] - inter, 1e-9)
+    # Flames and smoke spread: the late third of the boxes against the early third.
+    third = np.maximum(1, counts // 3)
+    cum = np.concatenate([np.zeros((len(b), 1)), np.cumsum(np.log(area), axis=1)], axis=1)
+    rows = np.arange(len(b))
+    late = (cum[rows, counts] - cum[rows, counts - third]) / third
+    return {
+        "growth": np.exp(late - cum[rows, third] / third) - 1.0,
+        "outline_change": np.where(pair, 1.0 - iou, 0.0).sum(axis=1) / np.maximum(counts - 1, 1),
+    }
 
 
 def box_features(boxes: np.ndarray) -> dict[str, float]:
-    """Outline and area change of a track's boxes (k, 4), in time order, any pixel unit."""
-    wh = np.clip(boxes[:, 2:] - boxes[:, :2], 1e-3, None)
-    log_area = np.log(wh[:, 0] * wh[:, 1])
-    third = max(1, len(boxes) // 3)
-    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
-    path = float(np.linalg.norm(np.diff(centre, axis=0), axis=1).sum())
-    net = float(np.linalg.norm(centre[-1] - centre[0]))
-    return {
-        # A car or a person travels (net displacement close to the path walked); a flame's
-        # box jitters about one place; the small floor keeps a still box at 0, not 0/0.
-        "travel": net / (path + 0.05 * float(np.sqrt(wh[:, 0] * wh[:, 1]).mean())),
-        # Flames and smoke spread: the late boxes of the window against the early ones.
-        "growth": float(np.exp(log_area[-third:].mean() - log_area[:third].mean()) - 1.0),
-        "area_jitter": float(np.std(np.diff(log_area))),
-        "outline_change": float(np.mean(1.0 - _iou_consecutive(boxes))),
-    }
+    """:func:`track_box_features` of one track's boxes (k >= 2, 4)."""
+    return {name: float(v[0]) for name, v in track_box_features(boxes[None], np.array([len(boxes)])).items()}
 
 
-def _region(box: np.ndarray, shape: tuple[int, int], ring: float) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Inner (y0, y1, x0, x1) and outer window (box grown by ``ring``) in thumbnail pixels."""
+def regions(boxes: np.ndarray, shape: tuple[int, int], ring: float) -> np.ndarray:
+    """(K, 2, 4) int: for each box (K, 4) in thumbnail pixels, the inner window and the outer
+    one (box grown by ``ring`` of its size, at least 2 px), as (y0, y1, x0, x1), at least
+    2 px a side, inside the frame."""
     h, w = shape
-    x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
-    x1, y1 = max(x0 + 2, int(np.ceil(box[2]))), max(y0 + 2, int(np.ceil(box[3])))
-    x0, x1 = max(0, min(x0, w - 2)), min(w, x1)
-    y0, y1 = max(0, min(y0, h - 2)), min(h, y1)
-    gx, gy = max(2, int(round((x1 - x0) * ring))), max(2, int(round((y1 - y0) * ring)))
-    return (y0, y1, x0, x1), (max(0, y0 - gy), min(h, y1 + gy), max(0, x0 - gx), min(w, x1 + gx))
+    x0 = np.clip(np.floor(boxes[:, 0]), 0, w - 2)
+    y0 = np.clip(np.floor(boxes[:, 1]), 0, h - 2)
+    x1 = np.clip(np.maximum(x0 + 2, np.ceil(boxes[:, 2])), None, w)
+    y1 = np.clip(np.maximum(y0 + 2, np.ceil(boxes[:, 3])), None, h)
+    gx = np.maximum(2, np.round((x1 - x0) * ring))
+    gy = np.maximum(2, np.round((y1 - y0) * ring))
+    inner = np.stack([y0, y1, x0, x1], axis=1)
+    outer = np.stack([np.maximum(0, y0 - gy), np.minimum(h, y1 + gy), np.maximum(0, x0 - gx), np.minimum(w, x1 + gx)], axis=1)
+    return np.stack([inner, outer], axis=1).astype(np.intp)
 
 
-def pixel_features(
-    grey: np.ndarray, order: np.ndarray, bgr_last: np.ndarray, inner: tuple[int, ...], outer: tuple[int, ...]
-) -> dict[str, float]:
-    """Flicker, motion and colour of a box against the ring around it.
+class _Window:
+    """The last ``n`` frames as integral images of three planes, aligned for camera motion.
 
-    ``grey``: (N, H, W) uint8 thumbnails, ``order`` the indices of the window's frames in time
-    order (the region is cut before they are gathered, so only it is copied); ``bgr_last``:
-    the latest (H, W, 3) thumbnail; ``inner`` / ``outer``: (y0, y1, x0, x1) of the box and of
-    the box with its ring.
+    Plane ``_GREY``: the thumbnail's grey level. ``_MOTION``: |grey - previous grey| after the
+    previous frame was shifted onto this one. ``_REVERSAL``: the part of that change that
+    reverses the previous frame's change (the smaller of two opposite steps): a flame
+    brightens then darkens again within frames, something passing by changes each pixel
+    once. ``position[slot]``: the camera's accumulated shift at that frame, in thumbnail
+    pixels (content at x in frame i is at x + p_now - p_i now). The fire colour is read from
+    the latest frame alone, and only when there are tracks to judge.
     """
-    oy0, oy1, ox0, ox1 = outer
-    step = max(1, int(np.ceil(max(oy1 - oy0, ox1 - ox0) / _MAX_SIDE)))
-    # Sums over rectangles rather than means over boolean masks: a dozen numpy calls per
-    # track and frame, each on at most 15x24x24 values, is what keeps the stage cheap.
-    g = grey[:, oy0:oy1:step, ox0:ox1:step][order].astype(np.float32)
-    iy0, iy1, ix0, ix1 = inner
-    ys = slice((iy0 - oy0 + step - 1) // step, (iy1 - oy0 + step - 1) // step)
-    xs = slice((ix0 - ox0 + step - 1) // step, (ix1 - ox0 + step - 1) // step)
-    if ys.start >= min(ys.stop, g.shape[1]) or xs.start >= min(xs.stop, g.shape[2]):
-        ys, xs = slice((iy0 - oy0) // step, (iy0 - oy0) // step + 1), slice((ix0 - ox0) // step, (ix0 - ox0) // step + 1)
-    t = len(g)
-    box = g[:, ys, xs]
-    n_in, n_all = box[0].size, g[0].size
-    n_ring = n_all - n_in
-    sum_in, sum_all = box.sum(axis=(1, 2)), g.sum(axis=(1, 2))
-    lum_in = sum_in / (255.0 * n_in)
-    lum_ring = (sum_all - sum_in) / (255.0 * n_ring) if n_ring else lum_in  # a box that fills its window
 
-    signed = np.diff(g, axis=0)
-    diff = np.abs(signed)
-    diff_in = diff[:, ys, xs]
-    d_in, d_all = float(diff_in.sum()), float(diff.sum())
-    motion_in = d_in / (255.0 * (t - 1) * n_in)
-    motion_ring = (d_all - d_in) / (255.0 * (t - 1) * n_ring) if n_ring else motion_in
-    # Flames flicker: a pixel brightens then darkens again within frames. Something that
-    # passes through (a car, a hand) changes each pixel once. Oscillation counts only the
-    # change that reverses, as the smaller of the two opposite steps.
-    oscillation = 0.0
-    if t > 2:
-        inside = signed[:, ys, xs]
-        reversed_steps = np.minimum(diff_in[1:], diff_in[:-1]) * (inside[1:] * inside[:-1] < 0)
-        oscillation = float(reversed_steps.sum()) / (255.0 * (t - 2) * n_in)
-    flicker_in, flicker_ring = float(np.std(np.diff(lum_in))), float(np.std(np.diff(lum_ring)))
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.integral: np.ndarray | None = None
+        self.position = np.zeros((n, 2), np.float64)
+        self.reset()
 
-    box_bgr = bgr_last[iy0:iy1:step, ix0:ix1:step].reshape(-1, 3).astype(np.int16)
-    b, gr, r = box_bgr[:, 0], box_bgr[:, 1], box_bgr[:, 2]
-    # A fire-colour rule of thumb (Chen et al.): red dominant and bright.
-    fire_colour = float(np.count_nonzero((r >= gr) & (gr >= b) & (r >= 128))) / max(1, len(box_bgr))
-    return {
-        "flicker": flicker_in,
-        "flicker_ratio": (flicker_in + _NOISE) / (flicker_ring + _NOISE),
-        "motion_in": motion_in,
-        "motion_ratio": (motion_in + _NOISE) / (motion_ring + _NOISE),
-        "oscillation": oscillation,
-        "brightness_ratio": float((lum_in.sum() / t + 0.02) / (lum_ring.sum() / t + 0.02)),
-        "fire_colour": fire_colour,
-    }
+    def reset(self) -> None:
+        self.count = 0  # frames since the buffer was (re)started
+        self._grey: np.ndarray | None = None
+        self._diff: np.ndarray | None = None
+        self._bgr: np.ndarray | None = None
+        self._at = np.zeros(2)
+
+    def push(self, thumb: Thumbnail, shift: tuple[float, float]) -> None:
+        grey = thumb.grey.astype(np.float32)
+        h, w = grey.shape
+        if self.integral is None or self.integral.shape[1:3] != (h + 1, w + 1):
+            self.integral = np.zeros((self.n, h + 1, w + 1, 3), np.float64)
+            self.reset()
+        if self._grey is None:
+            diff = moved = reversal = np.zeros_like(grey)
+        else:
+            prev, prev_diff = self._grey, self._diff
+            if shift != (0.0, 0.0):
+                m = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+                prev = cv2.warpAffine(prev, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                prev_diff = cv2.warpAffine(prev_diff, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            diff = grey - prev
+            moved = np.abs(diff)
+            reversal = np.minimum(moved, np.abs(prev_diff))
+            reversal[diff * prev_diff >= 0] = 0.0
+        slot = self.count % self.n
+        cv2.integral(cv2.merge((grey, moved, reversal)), self.integral[slot], cv2.CV_64F)
+        self._at = self._at + np.asarray(shift)
+        self.position[slot] = self._at
+        self._grey, self._diff, self._bgr = grey, diff, thumb.bgr
+        self.count += 1
+
+    @property
+    def length(self) -> int:
+        return min(self.count, self.n)
+
+    def pixel_features(self, rects: np.ndarray) -> dict[str, np.ndarray]:
+        """Flicker, motion and colour of each box against the ring around it, over the whole
+        window. ``rects``: (K, 2, 4) from :func:`regions`, in the latest frame's pixels.
+        Returns one (K,) array per feature."""
+        t = self.length
+        slots = np.arange(self.count - t, self.count) % self.n  # time order
+        h, w = self.integral.shape[1] - 1, self.integral.shape[2] - 1
+        # Where each region was in each frame: back by the camera's shift since then.
+        back = np.rint(self.position[slots] - self.position[slots[-1]]).astype(np.intp)  # (T, 2) x, y
+        y = np.clip(rects[None, :, :, 0:2] + back[:, None, None, 1:2], 0, h)  # (T, K, 2, 2)
+        x = np.clip(rects[None, :, :, 2:4] + back[:, None, None, 0:1], 0, w)
+        y0, y1, x0, x1 = y[..., 0], y[..., 1], x[..., 0], x[..., 1]  # (T, K, 2)
+        s = slots[:, None, None]
+        ii = self.integral
+        sums = ii[s, y1, x1] - ii[s, y0, x1] - ii[s, y1, x0] + ii[s, y0, x0]  # (T, K, 2, 3)
+        area = np.maximum((y1 - y0) * (x1 - x0), 1)  # (T, K, 2)
+        n_in, n_ring = area[..., 0], area[..., 1] - area[..., 0]
+        inside = sums[:, :, 0] / (255.0 * n_in[..., None])  # (T, K, 3) means
+        # A box that fills its window has no ring: read as its inside.
+        ring = np.where((n_ring > 0)[..., None], (sums[:, :, 1] - sums[:, :, 0]) / (255.0 * np.maximum(n_ring, 1)[..., None]), inside)
+        lum_in, lum_ring = inside[..., _GREY], ring[..., _GREY]
+        flicker_in = np.diff(lum_in, axis=0).std(axis=0)
+        flicker_ring = np.diff(lum_ring, axis=0).std(axis=0)
+        # Changes within the window only: the first frame's is against a frame before it.
+        motion_in = inside[1:, :, _MOTION].sum(axis=0) / (t - 1)
+        motion_ring = ring[1:, :, _MOTION].sum(axis=0) / (t - 1)
+        oscillation = inside[2:, :, _REVERSAL].sum(axis=0) / max(t - 2, 1)
+        return {
+            "flicker": flicker_in,
+            "flicker_ratio": (flicker_in + _NOISE) / (flicker_ring + _NOISE),
+            "motion_in": motion_in,
+            "motion_ratio": (motion_in + _NOISE) / (motion_ring + _NOISE),
+            "oscillation": oscillation,
+            "brightness_ratio": (lum_in.sum(axis=0) / t + 0.02) / (lum_ring.sum(axis=0) / t + 0.02),
+            "fire_colour": self._fire_colour(rects[:, 0]),
+        }
+
+    def _fire_colour(self, inner: np.ndarray) -> np.ndarray:
+        """Share of each box (K, 4: y0, y1, x0, x1) that has fire's colour in the latest frame,
+        by a rule of thumb (Chen et al.): red dominant and bright."""
+        b, g, r = cv2.split(self._bgr)
+        mask = cv2.compare(r, g, cv2.CMP_GE) & cv2.compare(g, b, cv2.CMP_GE) & cv2.compare(r, 128, cv2.CMP_GE)
+        return np.array([np.count_nonzero(mask[y0:y1, x0:x1]) / max((y1 - y0) * (x1 - x0), 1) for y0, y1, x0, x1 in inner.tolist()])
 
 
 def reason(features: Mapping[str, float], verified: bool | None) -> str:
@@ -252,32 +330,6 @@ def reason(features: Mapping[str, float], verified: bool | None) -> str:
 # -- the stage -------------------------------------------------------------------------------
 
 
-class _Frames:
-    """The last ``n`` thumbnails in preallocated ring buffers (sized on the first frame)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.grey: np.ndarray | None = None
-        self.bgr: np.ndarray | None = None
-
-    def push(self, thumb: Thumbnail) -> None:
-        if self.grey is None or self.grey.shape[1:] != thumb.grey.shape:
-            self.grey = np.empty((self.n, *thumb.grey.shape), np.uint8)
-            self.bgr = np.empty((self.n, *thumb.bgr.shape), np.uint8)
-            self.count = 0
-        slot = self.count % self.n
-        self.grey[slot] = thumb.grey
-        self.bgr[slot] = thumb.bgr
-        self.count += 1
-
-    def last(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Slot indices of the last k frames in time order, and the latest bgr thumbnail."""
-        k = min(k, self.count, self.n)
-        order = (np.arange(self.count - k, self.count)) % self.n
-        return order, self.bgr[order[-1]]
-
-
 class Verifier:
     """Feed it every frame with the tracker's output; it returns a verdict per track."""
 
@@ -288,12 +340,13 @@ class Verifier:
         camera_motion: CameraMotionDetector | None = None,
     ) -> None:
         self.model = model
-        # The model's threshold was chosen for verdicts from its own min_frames on.
+        # The model's thresholds were chosen for verdicts from its own min_frames on.
         self.config = config or VerificationConfig(min_frames=model.min_frames if model else VerificationConfig.min_frames)
         self.camera_motion = camera_motion or CameraMotionDetector()
-        self._frames = _Frames(self.config.window)
+        self._window = _Window(self.config.window)
+        # Each track's recent boxes, with the frame count and camera position they were seen at.
         self._boxes: dict[int, deque[tuple[int, np.ndarray]]] = {}
-        self._computed: dict[int, dict[str, float]] = {}  # the latest features per track
+        self._class: dict[int, int] = {}  # each track's class id
         self._moved_at: int | None = None
 
     def update(self, image: np.ndarray, tracked: Detections, open_tracks: Collection[int] = ()) -> Verification:
@@ -308,51 +361,61 @@ class Verifier:
             raise ValueError("Verifier needs tracked detections (track_id set)")
         cfg = self.config
         camera = self.camera_motion.update(thumb.grey)
-        self._frames.push(thumb)
-        now = self._frames.count
-        if camera.moving:
+        moved_now = camera.frames_since_motion == 0
+        h, w = thumb.shape
+        shift = (camera.shift[0] * w, camera.shift[1] * h) if moved_now else (0.0, 0.0)
+        self._window.push(thumb, shift)
+        now = self._window.count
+        if moved_now:
             self._moved_at = now
-        for tid, box in zip(tracked.track_id.tolist(), tracked.xyxy * np.float32(thumb.scale)):
-            self._boxes.setdefault(tid, deque(maxlen=cfg.window)).append((now, box))
-        for tid in [t for t, q in self._boxes.items() if q[-1][0] <= now - cfg.window]:
-            del self._boxes[tid]  # not seen for a whole window: its history is stale
-            self._computed.pop(tid, None)
-        verdicts = {
-            tid: self._verdict(tid, camera, tid in open_tracks)
-            for tid in dict.fromkeys(tracked.track_id.tolist())
-        }
+        # Boxes are kept in the camera's frame of reference (accumulated shift removed), so
+        # that a pan does not read as the box travelling.
+        at = self._window.position[(now - 1) % self._window.n]
+        offset = np.array([at[0], at[1], at[0], at[1]])
+        ids = tracked.track_id.tolist()
+        self._class.update(zip(ids, tracked.class_id.tolist()))
+        for tid, box in zip(ids, tracked.xyxy * np.float32(thumb.scale)):
+            self._boxes.setdefault(tid, deque(maxlen=cfg.window)).append((now, box - offset))
+        for tid, q in list(self._boxes.items()):
+            while q and q[0][0] <= now - cfg.window:
+                q.popleft()  # older than the window
+            if not q:
+                del self._boxes[tid]  # not seen for a whole window
+                self._class.pop(tid, None)
+        moving = self._moved_at is not None and self._moved_at > now - cfg.window
+        verdicts = self._verdicts(list(dict.fromkeys(ids)), offset, (h, w), camera, moving, open_tracks)
         return Verification(camera, verdicts)
 
-    def features(self, track_id: int) -> dict[str, float] | None:
-        """The track's features over the current window, or None with too few frames."""
+    def _verdicts(self, ids: list[int], offset: np.ndarray, shape: tuple[int, int], camera: CameraMotion,
+                  moving: bool, open_tracks: Collection[int]) -> dict[int, TrackVerdict]:
         cfg = self.config
-        now = self._frames.count
-        seen = [(i, b) for i, b in self._boxes.get(track_id, ()) if i > now - cfg.window]
-        if len(seen) < cfg.min_frames:
-            return None
-        boxes = np.stack([b for _, b in seen])
-        order, bgr_last = self._frames.last(now - seen[0][0] + 1)
+        now, window = self._window.count, self._window.length
+        wait = "not enough frames yet" if not moving else f"not enough frames yet; {camera.reason}"
+        verdicts = {tid: TrackVerdict(tid, None, None, {}, wait, moving) for tid in ids}
+        ready = [tid for tid in ids if window >= cfg.min_frames and len(self._boxes[tid]) >= cfg.min_frames]
+        if not ready:
+            return verdicts
+        counts = np.array([len(self._boxes[tid]) for tid in ready])
+        boxes = np.full((len(ready), cfg.window, 4), np.nan)
+        for k, tid in enumerate(ready):
+            boxes[k, : counts[k]] = [b for _, b in self._boxes[tid]]
+        boxes += offset  # back into the latest frame's pixels
         # One region for the whole window (the median box): with a box that follows the
         # detector's jitter, a still picture's edges would slide in and out and read as flicker.
-        ranked = np.sort(boxes, axis=0)  # the median box, without np.median's overhead
-        median = (ranked[(len(ranked) - 1) // 2] + ranked[len(ranked) // 2]) / 2
-        inner, outer = _region(median, self._frames.grey.shape[1:], cfg.ring)
-        pixels = pixel_features(self._frames.grey, order, bgr_last, inner, outer)
-        return {**pixels, **box_features(boxes), "frames": float(len(seen))}
-
-    def _verdict(self, tid: int, camera: CameraMotion, alert_open: bool) -> TrackVerdict:
-        now = self._frames.count
-        if self._moved_at is not None and self._moved_at > now - self.config.window:
-            return TrackVerdict(tid, None, None, {}, camera.reason, camera_moving=True)
-        features = self._computed.get(tid)
-        if features is None or (now + tid) % self.config.every == 0:
-            features = self.features(tid)
-            if features is not None:
-                self._computed[tid] = features
-        if features is None:
-            return TrackVerdict(tid, None, None, {}, "not enough frames yet")
-        if self.model is None:
-            return TrackVerdict(tid, None, None, features, reason(features, None))
-        score = self.model.score(features)
-        verified = self.model.decide(score, alert_open)
-        return TrackVerdict(tid, verified, score, features, reason(features, verified))
+        ranked = np.sort(boxes, axis=1)  # the padding (NaN) sorts last
+        rows = np.arange(len(ready))
+        median = (ranked[rows, (counts - 1) // 2] + ranked[rows, counts // 2]) / 2
+        features = self._window.pixel_features(regions(median, shape, cfg.ring))
+        features |= track_box_features(boxes, counts)
+        features |= {"frames": counts.astype(np.float64), "window": np.full(len(ready), float(window))}
+        scores = None if self.model is None else self.model.scores(features)
+        for k, tid in enumerate(ready):
+            f = {name: float(v[k]) for name, v in features.items()}
+            if scores is None:
+                verdicts[tid] = TrackVerdict(tid, None, None, f, reason(f, None), moving)
+                continue
+            score = float(scores[k])
+            verified = self.model.decide(score, tid in open_tracks, self._class[tid], window)
+            text = reason(f, verified) + ("; camera motion compensated" if moving else "")
+            verdicts[tid] = TrackVerdict(tid, verified, score, f, text, moving)
+        return verdicts

@@ -99,24 +99,56 @@ def test_features_are_finite_and_serialisable(detect) -> None:  # type: ignore[n
         assert json.loads(json.dumps(v.to_dict()))["features"].keys() == v.features.keys()
 
 
-def test_while_the_camera_moves_the_verifier_stands_aside(detect) -> None:  # type: ignore[no-untyped-def]
+def _shaken(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The same frames from a shaking camera: every other frame shifted by 3 % of the width."""
+    shift = int(0.03 * frames[0].shape[1])
+    return [np.roll(f, shift, axis=1) if i % 2 else f for i, f in enumerate(frames)]
+
+
+def _shaken_boxes(dets: list[Detections], width: int) -> list[Detections]:
+    shift = np.float32([int(0.03 * width), 0, int(0.03 * width), 0])
+    return [Detections(d.xyxy + shift, d.confidence, d.class_id, d.track_id) if i % 2 else d for i, d in enumerate(dets)]
+
+
+def test_a_fire_filmed_by_a_shaking_camera_is_still_verified(detect) -> None:  # type: ignore[no-untyped-def]
     frames = _clip(20)
     dets = detect(frames)
-    # The same frames, shaken: every other frame shifted by 3 % of the width.
-    shift = 0.03 * frames[0].shape[1]
-    shaken = [np.roll(f, int(shift), axis=1) if i % 2 else f for i, f in enumerate(frames)]
-    results = _verdicts(shaken, dets)
-    late = [v for r in results[10:] for v in r.verdicts.values()]
-    assert late and all(v.camera_moving and v.verified is None for v in late)
-    assert "camera moving" in late[0].reason
+    results = _verdicts(_shaken(frames), _shaken_boxes(dets, frames[0].shape[1]))
+    late = [v for r in results[8:] for v in r.verdicts.values()]
+    assert all(r.camera.moving for r in results[2:]), "the shake is camera motion"
+    assert late and all(v.camera_moving for v in late)
+    assert any(v.verified for v in late), "the flames still flicker once the shake is undone"
+    assert "camera motion compensated" in next(v for v in late if v.verified).reason
+
+
+def test_a_fire_photo_held_by_a_shaking_camera_is_not_verified(detect) -> None:  # type: ignore[no-untyped-def]
+    frames = _held_still(30)
+    dets = detect(frames)
+    results = _verdicts(_shaken(frames), _shaken_boxes(dets, frames[0].shape[1]))
+    final = [v for r in results[-15:] for v in r.verdicts.values()]
+    assert all(r.camera.moving for r in results[2:])
+    # Without the shake undone, every box would "move"; aligned, the photo is still.
+    assert final and all(v.verified is False for v in final)
 
 
 def test_hysteresis_an_open_alert_needs_less() -> None:
     model = VerificationModel.load(DEFAULT_MODEL)
-    assert model.hold_threshold < model.threshold
-    between = (model.hold_threshold + model.threshold) / 2
-    assert not model.decide(between, alert_open=False)
-    assert model.decide(between, alert_open=True)
+    for class_id in model.thresholds:
+        threshold = model.threshold_for(model.min_frames + 100, class_id)
+        assert model.hold_for(class_id) < threshold
+        between = (model.hold_for(class_id) + threshold) / 2
+        assert not model.decide(between, alert_open=False, class_id=class_id)
+        assert model.decide(between, alert_open=True, class_id=class_id)
+
+
+def test_thresholds_by_class_and_window() -> None:
+    model = VerificationModel.load(DEFAULT_MODEL)
+    smoke = model.thresholds[1]
+    # A full window reads the last threshold, however long the stream has run.
+    assert model.threshold_for(15, 1) == model.threshold_for(1000, 1) == smoke[-1]
+    assert model.threshold_for(model.min_frames, 1) == smoke[0]
+    # A class without thresholds of its own gets the strictest.
+    assert model.threshold_for(15, 99) == max(t[-1] for t in model.thresholds.values())
 
 
 def test_box_features_see_growth_and_a_steady_outline() -> None:

@@ -70,10 +70,10 @@ def test_held_back_track_never_alerts_and_is_logged_once(caplog: pytest.LogCaptu
     assert len(held) == 1 and "static" in held[0].getMessage()
 
 
-def test_camera_motion_falls_back_to_k_of_n() -> None:
+def test_camera_motion_without_a_verdict_waits() -> None:
     events = FireEvents("cam", NAMES, CONFIG)
-    out = _feed(events, [Verdict(None, camera_moving=True)] * 3)
-    assert [e.kind for e in out] == ["started"] and out[0].frame == 2
+    out = _feed(events, [Verdict(None, camera_moving=True)] * 5 + [Verdict(True, camera_moving=True)])
+    assert [e.kind for e in out] == ["started"] and out[0].frame == 5
 
 
 def test_open_alert_counts_only_sightings_that_still_move_like_fire() -> None:
