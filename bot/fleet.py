@@ -4,16 +4,20 @@ edge stops checking in (and one when it is back), from the heartbeats edges writ
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 from datetime import datetime, timedelta
 from html import escape
 
 from telegram.ext import ContextTypes
 
+from bot.camera_lines import camera_line
 from bot.render import age, local_time
 from bot.services import services
 from storage import Store
 from storage.models import Edge
+from vision.pipeline import PipelineStatus
 
 log = logging.getLogger(__name__)
 
@@ -29,19 +33,22 @@ def edge_lines(store: Store, quiet_after_s: float) -> list[str]:
                          f"(last at {local_time(edge.last_seen)})")
         else:
             lines.append(f"🛰 <b>{escape(edge.name)}</b>: checked in {age(silent)}")
-        lines.extend(_camera_line(state) for state in edge.cameras)
+        lines.extend(camera_line(status, zones=zones, now=time.time()) for status, zones in _cameras(edge))
     return lines
 
 
-def _camera_line(state: dict) -> str:
-    """'📷 site-a/kitchen: ok, 9.8 FPS, 1200 frames, 1 fire in view', from the edge's last beat
-    (its ``PipelineStatus`` fields)."""
-    fires = int(state.get("open_alerts") or 0)
-    zones = int(state.get("zones") or 0)
-    return (f"📷 {escape(str(state.get('camera')))}: {escape(str(state.get('state') or state.get('health')))}"
-            f"{'' if state.get('running') else ' (stopped)'}, {float(state.get('fps') or 0):.1f} FPS, "
-            f"{int(state.get('frames') or 0)} frames, {fires} fire{'' if fires == 1 else 's'} in view"
-            + (f", {zones} ignore zone{'' if zones == 1 else 's'}" if zones else ""))
+def _cameras(edge: Edge) -> list[tuple[PipelineStatus, int]]:
+    """The edge's cameras at its last beat, as the statuses /status shows, with their zone
+    counts; fields this bot does not know (a newer edge's) are left out."""
+    known = {f.name for f in dataclasses.fields(PipelineStatus)}
+    cameras = []
+    for state in edge.cameras:
+        try:
+            cameras.append((PipelineStatus(**{k: v for k, v in state.items() if k in known}),
+                            int(state.get("zones") or 0)))
+        except TypeError:  # an older edge's beat lacks a field: that camera is left out, not /status
+            log.warning("edge %s: camera state of %r not understood", edge.name, state.get("camera"))
+    return cameras
 
 
 def gone_text(edge: Edge, now: datetime) -> str:
@@ -58,11 +65,24 @@ def back_text(edge: Edge, now: datetime) -> str:
 
 
 async def watch_edges(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Tell every chat, once, of an edge gone silent, and once when it is back."""
+    """Tell every chat, once, of an edge gone silent, and once when it is back.
+
+    Edges cannot check in while the database is away: for ``edge_quiet_after_s`` after this
+    bot last failed to reach it, silence is not reported (every edge would look gone)."""
     svc = services(context)
     quiet_after = timedelta(seconds=svc.settings.edge_quiet_after_s)
-    gone, back = await asyncio.to_thread(svc.store.note_edge_changes, quiet_after,
-                                         gone=gone_text, back=back_text)
+    state = context.bot_data.setdefault("edge-watch", {"failed_at": None, "failing": False})
+    judging = state["failed_at"] is None or time.monotonic() - state["failed_at"] >= quiet_after.total_seconds()
+    try:
+        gone, back = await asyncio.to_thread(svc.store.note_edge_changes, quiet_after,
+                                             gone=gone_text if judging else None, back=back_text)
+    except Exception as exc:  # the database is away: said once per outage, the job runs again
+        if not state["failing"]:
+            log.warning("edge watch: the database cannot be reached (%s); silent edges are judged "
+                        "again %.0f s after it is back", type(exc).__name__, quiet_after.total_seconds())
+        state.update(failed_at=time.monotonic(), failing=True)
+        return
+    state["failing"] = False
     for name in gone:
         log.warning("edge %s has not checked in for %.0f s", name, quiet_after.total_seconds())
     for name in back:

@@ -727,23 +727,23 @@ class Store:
         with self._tx() as s:
             return _db_now(s), list(s.scalars(select(Edge).order_by(Edge.name)))
 
-    def note_edge_changes(self, quiet_after: timedelta, *, gone: Callable[[Edge, datetime], str],
+    def note_edge_changes(self, quiet_after: timedelta, *, gone: Callable[[Edge, datetime], str] | None,
                           back: Callable[[Edge, datetime], str]) -> tuple[list[str], list[str]]:
         """Edges silent for ``quiet_after`` that no one was told of, and edges told of that
         have beaten since: each is marked and its notice (``gone`` / ``back`` text, given the row and
         the database's now) queued to every chat, in one transaction. Two bots on the database
         tell it once: the rows are taken ``FOR UPDATE`` and changed only if still unmarked.
-        Returns the names gone quiet and back."""
+        ``gone`` None: returns only (the caller cannot judge silence now). Returns the names
+        gone quiet and back."""
         with self._tx() as s:
             now = _db_now(s)
-            cutoff = now - quiet_after
-            rows = s.scalars(select(Edge).where(
-                ((Edge.quiet_since.is_(None)) & (Edge.last_seen < cutoff))
-                | ((Edge.quiet_since.is_not(None)) & (Edge.last_seen > Edge.quiet_since))
-            ).order_by(Edge.name).with_for_update()).all()
+            returned_edges = (Edge.quiet_since.is_not(None)) & (Edge.last_seen > Edge.quiet_since)
+            silent_edges = (Edge.quiet_since.is_(None)) & (Edge.last_seen < now - quiet_after)
+            rows = s.scalars(select(Edge).where(returned_edges | silent_edges if gone else returned_edges)
+                             .order_by(Edge.name).with_for_update()).all()
             went, returned = [], []
             for row in rows:
-                if row.quiet_since is None:
+                if row.quiet_since is None and gone is not None:
                     self._queue_text(s, gone(row, now))
                     row.quiet_since = now
                     went.append(row.name)

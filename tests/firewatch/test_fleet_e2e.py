@@ -67,7 +67,9 @@ async def test_two_edges_and_one_bot_on_one_postgresql(tmp_path: Path, postgres_
     async with BotApiServer(token=TOKEN) as srv:
         rig = Rig.create(srv, tmp_path, FIRE_VIDEO, database_url=postgres_database, classifier_model="",
                          detect_confidence=DETECT_CONFIDENCE, heartbeat_s=HEARTBEAT_S,
-                         edge_quiet_after_s=QUIET_AFTER_S, verify="false")
+                         edge_quiet_after_s=QUIET_AFTER_S,
+                         # The photo stays a photo: an onset clip would replace it after a few seconds.
+                         alert_clip="false")
         store = Store(postgres_database)
         try:
             bot = await rig.start(role="bot")  # first: it migrates the database and adds the chats

@@ -53,6 +53,8 @@ def test_silence_and_return_are_told_once_to_every_chat(store: Store, db_url: st
 
     # Nothing has been silent for an hour.
     assert store.note_edge_changes(timedelta(hours=1), gone=_gone, back=_back) == ([], [])
+    # A bot that cannot judge silence now (the database was just away) asks for returns only.
+    assert store.note_edge_changes(timedelta(0), gone=None, back=_back) == ([], [])
     # Silent "for no time at all": both are past it, and told once.
     assert store.note_edge_changes(timedelta(0), gone=_gone, back=_back) == (["site-a", "site-b"], [])
     second_bot = Store(db_url)
