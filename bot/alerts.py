@@ -13,8 +13,10 @@ has been watching for the clear delay. A restart looks before it declares a fire
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from storage import Store
 from storage.models import Alert
+from storage.repository import AlertRef
+from storage.spool import SpoolingStore
 from vision.types import Event, FireEvent, HealthEvent
 
 if TYPE_CHECKING:
@@ -46,19 +50,25 @@ def normalised_box(event: FireEvent) -> list[float] | None:
     return [round(min(max(v, 0.0), 1.0), 4) for v in (x1 / w, y1 / h, x2 / w, y2 / h)]
 
 
+def alert_key(edge: str, camera: str) -> str:
+    """A new alert's name, unique across a fleet: which edge, which camera, which fire."""
+    return f"{edge}/{camera}/{uuid.uuid4().hex}"
+
+
 @dataclass
 class RecordResult:
-    alert_id: int | None = None
+    alert_id: int | None = None  # None: not stored yet (spooled while the database is away)
     queued: bool = False  # deliveries were added: wake the outbox
 
 
 class AlertRecorder:
-    def __init__(self, store: Store, *, can_push: bool, clear_after_s: float = 30.0,
-                 owns: Callable[[str], bool] = lambda camera: True) -> None:
+    def __init__(self, store: Store | SpoolingStore, *, can_push: bool, clear_after_s: float = 30.0,
+                 owns: Callable[[str], bool] = lambda camera: True, edge: str = "") -> None:
         self.store = store
         self.can_push = can_push
         self.clear_after_s = clear_after_s
-        self._open: dict[tuple[str, int], int] = {}  # (camera, track) -> alert id
+        self.edge = edge or socket.gethostname()  # in the alerts' keys
+        self._open: dict[tuple[str, int], AlertRef] = {}  # (camera, track) -> alert id, or key if spooled
         # Only the alerts of cameras this process ``owns`` (by name, configured now or not): in
         # a fleet, other edges' open alerts are theirs to continue or clear.
         self._carried: dict[int, Alert] = {a.id: a for a in store.open_alerts() if owns(a.camera)}
@@ -126,16 +136,17 @@ class AlertRecorder:
             return RecordResult(carried, queued=True)
         if e.kind == "started":
             push = self.should_push(e.camera)
+            name = alert_key(self.edge, e.camera)
             alert = self.store.record_alert(
                 camera=e.camera, track_id=e.track_id, class_name=e.class_name,
                 severity=e.severity, confidence=e.confidence, area=e.area_fraction,
                 snapshot_path=e.snapshot, seen_at=at, push=push, box=normalised_box(e),
-                verification=e.verification,
+                verification=e.verification, key=name,
             )
-            self._open[key] = alert.id
-            log.info("alert #%d started: %s%s on %s (pushed: %s)", alert.id, e.class_name,
+            self._open[key] = alert.id if alert is not None else name
+            log.info("alert %s started: %s%s on %s (pushed: %s)", _label(self._open[key]), e.class_name,
                      f" {e.severity}" if e.severity else "", e.camera, push)
-            return RecordResult(alert.id, queued=push)
+            return RecordResult(alert.id if alert is not None else None, queued=push)
         alert_id = self._open.get(key)
         if alert_id is None:  # its start was not recorded by this process
             log.warning("%s event for unknown track %s on %s ignored", e.kind, e.track_id, e.camera)
@@ -147,8 +158,8 @@ class AlertRecorder:
         else:
             self.store.clear_alert(alert_id, at)
             self._open.pop(key, None)
-        log.info("alert #%d %s", alert_id, e.kind)
-        return RecordResult(alert_id, queued=True)
+        log.info("alert %s %s", _label(alert_id), e.kind)
+        return RecordResult(alert_id if isinstance(alert_id, int) else None, queued=True)
 
     def _health(self, e: HealthEvent) -> RecordResult:
         at = datetime.fromtimestamp(e.wall, timezone.utc)
@@ -159,8 +170,13 @@ class AlertRecorder:
         from html import escape
 
         text = HEALTH_TEXT[e.kind].format(camera=escape(e.camera), detail=escape(e.detail or "-"))
-        self.store.queue_text(self.store.alert_chat_ids(), text)
+        self.store.queue_notice(text)
         return RecordResult(queued=True)
+
+
+def _label(alert: AlertRef) -> str:
+    """How logs name an alert: "#12", or its key while it waits in the spool."""
+    return f"#{alert}" if isinstance(alert, int) else f"{alert} (spooled)"
 
 
 def watching(statuses: Iterable[PipelineStatus]) -> dict[str, bool]:

@@ -85,11 +85,17 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str | None = None
     snapshot_dir: Path | None = None
+    # With a server database: alerts written while it is away wait in <data_dir>/spool.db and
+    # are replayed this often until it answers (storage/spool.py).
+    spool_retry_s: float = Field(5.0, gt=0)
 
     # MQTT: off unless a broker is given (mqtt://[user:password@]host[:port], mqtts:// for TLS)
     mqtt_url: SecretStr | None = None
     mqtt_topic_prefix: str = "firewatch"
     mqtt_discovery_prefix: str = "homeassistant"
+    # Arm and disarm from MQTT (Home Assistant's switch): off unless wanted, as anyone who may
+    # publish to the broker can then disarm; each change is audited (method "mqtt").
+    mqtt_arming: bool = False
 
     # Models
     detector_model: Path = SHIPPED_DETECTOR

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from bot.services import BotSettings
@@ -13,6 +14,9 @@ from firewatch.cameras import CameraConfig
 from firewatch.config import Settings
 from firewatch.source_hint import SourceHint
 from sinks.mqtt import Broker, MqttPublisher, MqttSettings
+from sinks.mqtt_arming import StoreArming
+from storage import Store
+from storage.spool import Spool, SpoolingStore
 from sinks.mqtt_topics import Topics
 from vision.events import EventConfig
 from vision.pipeline import Pipeline
@@ -116,8 +120,9 @@ def build_pipelines(
     return pipelines
 
 
-def mqtt_publisher(settings: Settings, armed: Callable[[], bool]) -> MqttPublisher | None:
-    """The MQTT sink when ``FIREWATCH_MQTT_URL`` is set, else None; ``armed`` reads the arm state."""
+def mqtt_publisher(settings: Settings, armed: Callable[[], bool], store: Store | None = None) -> MqttPublisher | None:
+    """The MQTT sink when ``FIREWATCH_MQTT_URL`` is set, else None; ``armed`` reads the arm state,
+    and with ``FIREWATCH_MQTT_ARMING`` commands change it in ``store``."""
     if settings.mqtt is None:
         return None
     topics = Topics(prefix=settings.mqtt_topic_prefix, discovery_prefix=settings.mqtt_discovery_prefix)
@@ -125,8 +130,21 @@ def mqtt_publisher(settings: Settings, armed: Callable[[], bool]) -> MqttPublish
     # connections with the same id.
     box = settings.site if settings.role == "edge" else socket.gethostname()
     client_id = f"{topics.prefix.replace('/', '-')}-{box}"
-    return MqttPublisher(MqttSettings(broker=Broker.from_url(settings.mqtt), topics=topics, client_id=client_id),
-                         [camera.name for camera in settings.camera_configs], armed=armed)
+    broker = Broker.from_url(settings.mqtt)
+    arm = None
+    if settings.mqtt_arming and store is not None:
+        who = f"{topics.arm_command} on {broker}, client {client_id}" + (f", user {broker.username}" if broker.username else "")
+        arm = StoreArming(store, who, timedelta(hours=settings.rearm_after_h))
+    return MqttPublisher(MqttSettings(broker=broker, topics=topics, client_id=client_id, arming=arm is not None),
+                         [camera.name for camera in settings.camera_configs], armed=armed, arm=arm)
+
+
+def alert_store(settings: Settings, store: Store) -> Store | SpoolingStore:
+    """What the alert recorder writes through: with a server database (a fleet's PostgreSQL),
+    a spool in the data directory that keeps alerts while the server is out of reach."""
+    if store.engine.dialect.name == "sqlite":
+        return store  # on this box: away only when the box is
+    return SpoolingStore(store, Spool(settings.data_dir / "spool.db"), retry_s=settings.spool_retry_s)
 
 
 def _source_setting(settings: Settings, camera: str) -> str:

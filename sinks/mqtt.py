@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
+from sinks.mqtt_arming import parse_command
 from sinks.mqtt_topics import (
     ARMED, CLASSES, DISARMED, OFF, OFFLINE, ON, ONLINE, Topics, camera_discovery, system_discovery,
 )
@@ -65,23 +66,29 @@ class MqttSettings:
     snapshot_max_bytes: int = 1_000_000  # a retained message every subscriber receives on connect
     arm_poll_s: float = 5.0
     keepalive_s: int = 30
+    # Hear ARM / DISARM on <prefix>/arm_state/set (sinks/mqtt_arming.py): off unless enabled.
+    arming: bool = False
 
 
 class MqttPublisher:
     """A sink (``publish``) that mirrors events and state to an MQTT broker."""
 
     def __init__(self, settings: MqttSettings, cameras: Sequence[str],
-                 armed: Callable[[], bool] | None = None) -> None:
+                 armed: Callable[[], bool] | None = None,
+                 arm: Callable[[bool], bool] | None = None) -> None:
+        """``armed`` reads the arm state; ``arm`` sets it (True if it changed), for commands
+        heard when ``settings.arming`` is on."""
         self.settings = settings
         self.topics = settings.topics
         self._armed = armed
+        self._arm = arm if settings.arming else None
         self._lock = threading.Lock()
         self._retained: dict[str, bytes] = {}  # topic -> payload, re-sent on every connect
         self._open: dict[tuple[str, str], set[int]] = {}  # (camera, class) -> open alerts' tracks
         self._cameras: set[str] = set()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._retain_all(system_discovery(self.topics))
+        self._retain_all(system_discovery(self.topics, arming=self._arm is not None))
         for camera in cameras:
             self._add_camera(camera)
         self._client = self._make_client()
@@ -159,9 +166,10 @@ class MqttPublisher:
         for cls in CLASSES:
             self._retain(self.topics.camera(camera, cls), OFF.encode())
 
-    def _retain_all(self, configs: list[tuple[str, dict]]) -> None:
+    def _retain_all(self, configs: list[tuple[str, dict | None]]) -> None:
         for topic, config in configs:
-            self._retain(topic, json.dumps(config).encode())
+            # An empty retained payload: Home Assistant removes the entity, the broker the message.
+            self._retain(topic, json.dumps(config).encode() if config is not None else b"")
 
     def _retain(self, topic: str, payload: bytes) -> None:
         with self._lock:
@@ -189,7 +197,7 @@ class MqttPublisher:
         client.max_queued_messages_set(MAX_QUEUED)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_ha_status
+        client.on_message = self._on_message
         return client
 
     def _on_connect(self, client: mqtt.Client, _userdata: object, _flags: object,
@@ -199,6 +207,8 @@ class MqttPublisher:
             return
         log.info("MQTT: connected to %s", self.settings.broker)
         client.subscribe(self.topics.ha_status, qos=QOS)
+        if self._arm is not None:
+            client.subscribe(self.topics.arm_command, qos=QOS)
         client.publish(self.topics.status, ONLINE, qos=QOS, retain=True)
         self._resend_retained(client)
 
@@ -207,10 +217,30 @@ class MqttPublisher:
         if not self._stop.is_set():
             log.warning("MQTT: lost %s (%s); reconnecting", self.settings.broker, reason)
 
-    def _on_ha_status(self, client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         # Home Assistant restarted: it forgets discovered entities unless told again.
         if message.topic == self.topics.ha_status and message.payload == ONLINE.encode():
             self._resend_retained(client)
+        elif message.topic == self.topics.arm_command and self._arm is not None:
+            # The database may be slow or away: not in paho's network thread.
+            threading.Thread(target=self._arm_command, args=(message.payload,), name="mqtt-arm",
+                             daemon=True).start()
+
+    def _arm_command(self, payload: bytes) -> None:
+        armed = parse_command(payload)
+        if armed is None:
+            log.warning("MQTT: ignored %r on %s (ARM or DISARM expected)", payload[:40], self.topics.arm_command)
+            return
+        try:
+            self._arm(armed)  # type: ignore[misc]
+        except Exception as exc:  # the database is away: the switch goes back to the state unchanged
+            log.warning("MQTT: could not %s: %s", "arm" if armed else "disarm", type(exc).__name__)
+            with self._lock:
+                unchanged = self._retained.get(self.topics.arm_state)
+            if unchanged is not None:
+                self._send(self.topics.arm_state, unchanged, retain=True)
+            return
+        self.set_armed(armed)
 
     def _resend_retained(self, client: mqtt.Client) -> None:
         with self._lock:

@@ -4,6 +4,7 @@ Topics, under a prefix (``firewatch`` by default), a camera's name as one or mor
 
 - ``<prefix>/status``: ``online`` / ``offline`` (retained; ``offline`` is the last will)
 - ``<prefix>/arm_state``: ``armed`` / ``disarmed`` (retained)
+- ``<prefix>/arm_state/set``: ``ARM`` / ``DISARM`` commands, heard only with arming enabled
 - ``<prefix>/<camera>/fire``, ``.../smoke``: ``ON`` while an alert of that class is open (retained)
 - ``<prefix>/<camera>/event``: each started / updated / cleared event, JSON (not retained)
 - ``<prefix>/<camera>/health``: the feed's last health change, JSON (retained)
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 ON, OFF = "ON", "OFF"
 ONLINE, OFFLINE = "online", "offline"
 ARMED, DISARMED = "armed", "disarmed"
+ARM_COMMAND, DISARM_COMMAND = "ARM", "DISARM"
 CLASSES = ("fire", "smoke")
 # Home Assistant has no "fire" class; "heat" reads right on a dashboard and in automations.
 _DEVICE_CLASS = {"fire": "heat", "smoke": "smoke"}
@@ -48,6 +50,10 @@ class Topics:
     @property
     def arm_state(self) -> str:
         return f"{self.prefix}/arm_state"
+
+    @property
+    def arm_command(self) -> str:
+        return f"{self.arm_state}/set"
 
     @property
     def ha_status(self) -> str:
@@ -92,12 +98,21 @@ def camera_discovery(topics: Topics, camera: str) -> list[tuple[str, dict]]:
     return configs
 
 
-def system_discovery(topics: Topics) -> list[tuple[str, dict]]:
-    """The system's entities: the arm state, as a sensor (arming stays with the bot's selfie)."""
+def system_discovery(topics: Topics, arming: bool = False) -> list[tuple[str, dict | None]]:
+    """The system's entities: the arm state, as a sensor, and with ``arming`` a switch that
+    arms and disarms (without it, None: the switch a former run announced is removed)."""
     unique_id = object_id(f"{topics.prefix}_arm_state")
-    return [(topics.discovery("sensor", unique_id), {
-        "name": "Arm state", "unique_id": unique_id, "state_topic": topics.arm_state,
-        "availability_topic": topics.status, "payload_available": ONLINE,
-        "payload_not_available": OFFLINE, "device_class": "enum", "options": [ARMED, DISARMED],
-        "icon": "mdi:shield-fire", "device": _device(topics.prefix, "system", "fire alerting"),
-    })]
+    common = {"availability_topic": topics.status, "payload_available": ONLINE,
+              "payload_not_available": OFFLINE, "icon": "mdi:shield-fire",
+              "device": _device(topics.prefix, "system", "fire alerting")}
+    switch_id = object_id(f"{topics.prefix}_armed")
+    switch = {**common, "name": "Armed", "unique_id": switch_id, "state_topic": topics.arm_state,
+              "state_on": ARMED, "state_off": DISARMED, "command_topic": topics.arm_command,
+              "payload_on": ARM_COMMAND, "payload_off": DISARM_COMMAND}
+    return [
+        (topics.discovery("sensor", unique_id), {
+            **common, "name": "Arm state", "unique_id": unique_id, "state_topic": topics.arm_state,
+            "device_class": "enum", "options": [ARMED, DISARMED],
+        }),
+        (topics.discovery("switch", switch_id), switch if arming else None),
+    ]

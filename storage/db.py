@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 10_000  # wait this long for another writer before "database is locked"
+# A server out of reach is said within this time, not the OS's two minutes of SYN retries:
+# an edge then spools its alerts (storage/spool.py) rather than stall.
+SERVER_CONNECT_TIMEOUT_S = 5
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
@@ -37,7 +40,10 @@ def create_db_engine(url: str) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False} if is_sqlite else {},
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False} if is_sqlite
+        else {"connect_timeout": SERVER_CONNECT_TIMEOUT_S},
+        # A server that restarted leaves dead connections in the pool: test before use.
+        pool_pre_ping=not is_sqlite,
     )
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -189,10 +189,16 @@ class Alert(Base):
     box: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     # Why the fire was confirmed: the temporal verdict (verified, score, reason, features).
     verification: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Who raised it, unique: "<edge>/<camera>/<uuid>". An edge's spooled alert replayed twice
+    # (a crash mid-replay) finds itself here instead of becoming a second alert.
+    key: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="alert")
 
-    __table_args__ = (Index("ix_alerts_camera_track", "camera", "track_id"),)
+    __table_args__ = (
+        Index("ix_alerts_camera_track", "camera", "track_id"),
+        Index("uq_alerts_key", "key", unique=True),
+    )
 
     @property
     def kind(self) -> str:
@@ -228,6 +234,9 @@ class Delivery(Base):
 
     __table_args__ = (
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # Claiming a delivery asks whether its recipient has an earlier one unsettled: found
+        # here without reading the recipient's history of sent messages.
+        Index("ix_deliveries_recipient_status", "channel", "chat_id", "status", "id"),
         # The message that carries an alert goes to each recipient exactly once, whatever
         # retries or restarts happen; updates may repeat.
         Index(

@@ -42,6 +42,8 @@ from storage.models import (
 )
 
 _ARM_ROW = 1
+# An alert as the recorder names it: its id, or its key (all an edge knows while it spools).
+AlertRef = int | str
 _CLAIM_TRIES = 5  # SQLite: rows another sender took between our read and our update
 
 
@@ -263,14 +265,19 @@ class Store:
         push: bool,
         box: list[float] | None = None,
         verification: dict | None = None,
+        key: str | None = None,
     ) -> Alert:
         """Store a started alert and, when pushing, its first-photo deliveries.
 
         Both land in one transaction: once this returns, a crash can delay the alert's
-        messages but not lose them.
+        messages but not lose them. An alert already stored under ``key`` is returned as
+        it is, nothing added: recording it again (a replay) is harmless.
         """
         with self._tx() as s:
+            if key is not None and (known := s.scalar(select(Alert).where(Alert.key == key))) is not None:
+                return known
             alert = Alert(
+                key=key,
                 camera=camera,
                 track_id=track_id,
                 class_name=class_name,
@@ -292,7 +299,7 @@ class Store:
 
     def update_alert(
         self,
-        alert_id: int,
+        alert_id: AlertRef,
         *,
         seen_at: datetime,
         severity: str | None = None,
@@ -320,7 +327,7 @@ class Store:
             )
             return alert
 
-    def clear_alert(self, alert_id: int, at: datetime) -> Alert:
+    def clear_alert(self, alert_id: AlertRef, at: datetime) -> Alert:
         with self._tx() as s:
             alert = self._alert(s, alert_id)
             alert.cleared_at = at
@@ -391,8 +398,9 @@ class Store:
                   for a in alerts for c in chats)
 
     @staticmethod
-    def _alert(s: Session, alert_id: int) -> Alert:
-        alert = s.get(Alert, alert_id)
+    def _alert(s: Session, alert_id: AlertRef) -> Alert:
+        alert = (s.scalar(select(Alert).where(Alert.key == alert_id)) if isinstance(alert_id, str)
+                 else s.get(Alert, alert_id))
         if alert is None:
             raise LookupError(f"no alert {alert_id}")
         return alert
@@ -461,6 +469,11 @@ class Store:
             s.add_all(rows)
             s.flush()
             return rows
+
+    def queue_notice(self, text: str) -> None:
+        """``text`` to every chat active when it is queued."""
+        with self._tx() as s:
+            self._queue_text(s, text)
 
     @staticmethod
     def _queue_text(s: Session, text: str) -> None:

@@ -74,34 +74,88 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
+class PostgresCluster:
+    """A throwaway cluster on a free port that a test may stop and start again (an outage)."""
+
+    def __init__(self, root: Path, bindir: Path) -> None:
+        self.bindir, self.data, self.sockets, self.log = bindir, root / "data", root / "run", root / "server.log"
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        """Its admin URL (database ``postgres``)."""
+        return f"postgresql+psycopg://{_PG_USER}@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> None:
+        subprocess.run(_as_postgres_user([str(self.bindir / "initdb"), "-D", str(self.data), "-U", _PG_USER,
+                                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(_as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log),
+                                          "-o", options, "-w", "start"]),
+                       check=True, capture_output=True)
+
+    def running(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast`` ends every session (clients see their connection drop), ``immediate`` too,
+        without a clean shutdown."""
+        subprocess.run(_as_postgres_user([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode,
+                                          "-w", "stop"]), capture_output=True)
+
+
 @contextmanager
-def own_postgres() -> Iterator[str]:
-    """A throwaway cluster on a free port; yields its admin URL (database ``postgres``)."""
+def own_postgres_cluster() -> Iterator[PostgresCluster]:
+    """A running throwaway cluster, removed at the end."""
     bindir = postgres_bindir()
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
     root = Path(tempfile.mkdtemp(prefix="firewatch-pg-"))
-    data, sockets, log = root / "data", root / "run", root / "server.log"
-    sockets.mkdir()
+    cluster = PostgresCluster(root, bindir)
+    cluster.sockets.mkdir()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
+        shutil.chown(cluster.sockets, "postgres")
     try:
-        subprocess.run(_as_postgres_user([str(bindir / "initdb"), "-D", str(data), "-U", _PG_USER,
-                                          "--auth=trust", "-E", "UTF8", "--no-sync"]),
-                       check=True, capture_output=True)
-        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log),
-                                          "-o", options, "-w", "start"]),
-                       check=True, capture_output=True)
+        cluster.init()
+        cluster.start()
         try:
-            yield f"postgresql+psycopg://{_PG_USER}@127.0.0.1:{port}/postgres"
+            yield cluster
         finally:
-            subprocess.run(_as_postgres_user([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                                              "-w", "stop"]), capture_output=True)
+            cluster.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(admin_url: str, password: str | None = None) -> str:
+    """A new, empty database on the server of ``admin_url``; its URL (with ``password`` in it,
+    which trust authentication ignores: for tests that check it is never logged)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"fw_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    url = make_url(admin_url).set(database=name)
+    return (url.set(password=password) if password else url).render_as_string(hide_password=False)
+
+
+@contextmanager
+def own_postgres() -> Iterator[str]:
+    """A throwaway cluster on a free port; yields its admin URL (database ``postgres``)."""
+    with own_postgres_cluster() as cluster:
+        yield cluster.url
 
 
 @contextmanager

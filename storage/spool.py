@@ -1,0 +1,351 @@
+"""An edge's alerts while its database is away: kept in a local SQLite spool and replayed, in
+order and with their own times, once the database answers again.
+
+The alert recorder writes through :class:`SpoolingStore`. While the database answers, each
+write goes straight to it. When one fails because the database cannot be reached, that
+write and every later one are appended to the spool file instead (each append is a durable
+SQLite commit, so a kill -9 loses nothing), and a thread replays them oldest first every few
+seconds until the spool is empty; only then do writes go straight to the database again, so
+their order is kept. A replayed alert carries its key (``edge/camera/uuid``), unique in the
+database, so an alert replayed twice (a crash between the database's commit and the spool's
+delete) is found rather than recorded again; updates and clears set values and are harmless
+to repeat. A write the database refuses for another reason (a bug, not an outage) is set
+aside in the spool file, logged, and the replay goes on.
+
+Reads the recorder needs to decide on pushing (arm state, snoozes) answer with the last
+value seen while the database is away: an edge keeps alerting as it was set to.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from storage.models import SNAPSHOT_MAX_BYTES, Alert, ArmState, utcnow
+from storage.repository import Store
+
+log = logging.getLogger(__name__)
+
+# The recorder's writes, by the Store method that applies them.
+WRITES = frozenset({"record_alert", "update_alert", "clear_alert", "record_camera_event", "queue_notice",
+                    "save_snapshot"})
+DEFAULT_RETRY_S = 5.0
+# A snapshot saved while the database is away is named this way until the replay stores it;
+# the writes that name it get the database's reference instead.
+SPOOLED_SNAPSHOT_PREFIX = "spool:snapshot/"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS writes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    args TEXT NOT NULL,
+    spooled_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshot_refs (
+    spooled TEXT PRIMARY KEY,
+    stored TEXT
+);
+CREATE TABLE IF NOT EXISTS set_aside (
+    seq INTEGER PRIMARY KEY,
+    op TEXT NOT NULL,
+    args TEXT NOT NULL,
+    spooled_at TEXT NOT NULL,
+    error TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class SpooledWrite:
+    seq: int
+    op: str  # a Store method in WRITES
+    args: dict[str, Any]
+    spooled_at: datetime
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, datetime):
+        return {"$utc": value.isoformat()}
+    if isinstance(value, bytes):
+        return {"$b64": base64.b64encode(value).decode()}
+    raise TypeError(f"cannot spool a {type(value).__name__}")
+
+
+def _decode(obj: dict) -> object:
+    if obj.keys() == {"$utc"}:
+        return datetime.fromisoformat(obj["$utc"])
+    if obj.keys() == {"$b64"}:
+        return base64.b64decode(obj["$b64"])
+    return obj
+
+
+class Spool:
+    """The durable queue of writes, one SQLite file; thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # The spool is the only copy of what it holds: every append reaches the disk.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def append(self, op: str, args: dict[str, Any]) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO writes (op, args, spooled_at) VALUES (?, ?, ?)",
+                (op, json.dumps(args, default=_encode), utcnow().isoformat()))
+            return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+    def first(self) -> SpooledWrite | None:
+        with self._lock:
+            row = self._db.execute("SELECT seq, op, args, spooled_at FROM writes ORDER BY seq LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return SpooledWrite(row[0], row[1], json.loads(row[2], object_hook=_decode),
+                            datetime.fromisoformat(row[3]))
+
+    def remove(self, seq: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM writes WHERE seq = ?", (seq,))
+
+    def set_aside(self, write: SpooledWrite, error: str) -> None:
+        """Keep a write the database refused (for a person to look at) out of the queue."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT OR REPLACE INTO set_aside (seq, op, args, spooled_at, error) "
+                "SELECT seq, op, args, spooled_at, ? FROM writes WHERE seq = ?", (error, write.seq))
+            self._db.execute("DELETE FROM writes WHERE seq = ?", (write.seq,))
+            self._db.execute("COMMIT")
+
+    def name_snapshot(self, spooled: str, stored: str | None) -> None:
+        """A spooled snapshot's reference in the database (None: it could not be stored)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO snapshot_refs (spooled, stored) VALUES (?, ?)",
+                             (spooled, stored))
+
+    def stored_snapshot(self, spooled: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT stored FROM snapshot_refs WHERE spooled = ?", (spooled,)).fetchone()
+        return row[0] if row else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM writes").fetchone()[0])
+
+    def set_aside_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM set_aside").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether a database error means "cannot reach it" (spool and retry), not a refusal."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's first line ("connection refused"), without the SQL or parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first}"[:200]
+
+
+class SpoolingStore:
+    """The alert recorder's :class:`Store` on an edge, spooling while the database is away.
+
+    The recorder's writes (``WRITES``) return what the database returns, or None when spooled;
+    every other attribute is the store's own.
+    """
+
+    def __init__(self, store: Store, spool: Spool, *, retry_s: float = DEFAULT_RETRY_S) -> None:
+        self.store = store
+        self.spool = spool
+        self.retry_s = retry_s
+        self._lock = threading.Lock()  # decides, for each write, database or spool
+        self._spooling = False
+        self._outage_began = 0.0
+        self._replayed = 0
+        self._stop = threading.Event()
+        self._replayer: threading.Thread | None = None
+        self._replaying = threading.Lock()  # one replay at a time: a write is applied once
+        self._arm = ArmState(id=1, armed=True)  # a new installation starts armed
+        self._snoozed: dict[str, datetime | None] = {}
+        if len(spool):  # left by the last run (it died, or stopped, during an outage)
+            log.warning("%d writes spooled by the last run are replayed first", len(spool))
+            self._spooling, self._outage_began = True, time.monotonic()
+            if not self._drain():
+                self._start_replayer()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    @property
+    def spooling(self) -> bool:
+        return self._spooling
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def record_alert(self, **args: Any) -> Alert | None:
+        return self._write("record_alert", args)
+
+    def update_alert(self, alert_id: int | str, **args: Any) -> Alert | None:
+        return self._write("update_alert", {"alert_id": alert_id, **args})
+
+    def clear_alert(self, alert_id: int | str, at: datetime) -> Alert | None:
+        return self._write("clear_alert", {"alert_id": alert_id, "at": at})
+
+    def record_camera_event(self, camera: str, kind: str, detail: str = "", at: datetime | None = None) -> object:
+        return self._write("record_camera_event", {"camera": camera, "kind": kind, "detail": detail,
+                                                   "at": at or utcnow()})
+
+    def queue_notice(self, text: str) -> None:
+        self._write("queue_notice", {"text": text})
+
+    def save_snapshot(self, data: bytes, content_type: str = "image/jpeg") -> str:
+        """The database's reference, or while it is away a spooled one that the replay turns
+        into it (in the writes that name it)."""
+        if len(data) > SNAPSHOT_MAX_BYTES:  # refused now, as the database would at the replay
+            raise ValueError(f"snapshot of {len(data)} bytes is over the {SNAPSHOT_MAX_BYTES}-byte cap")
+        spooled = f"{SPOOLED_SNAPSHOT_PREFIX}{uuid.uuid4().hex}"
+        stored = self._write("save_snapshot", {"data": data, "content_type": content_type, "_as": spooled})
+        return stored or spooled
+
+    def _write(self, op: str, args: dict[str, Any]) -> Any:
+        with self._lock:
+            if not self._spooling:
+                try:
+                    return self._apply(op, args, replay=False)
+                except Exception as exc:
+                    if not unreachable(exc):
+                        raise
+                    # It may have committed before the connection broke: replaying it is
+                    # harmless (alerts by key, updates set values).
+                    self._begin_outage(exc)
+            self.spool.append(op, args)
+            return None
+
+    def _apply(self, op: str, args: dict[str, Any], *, replay: bool) -> Any:
+        args = dict(args)
+        spooled_as = args.pop("_as", None)
+        path = args.get("snapshot_path")
+        if isinstance(path, str) and path.startswith(SPOOLED_SNAPSHOT_PREFIX):
+            args["snapshot_path"] = self.spool.stored_snapshot(path)
+        result = getattr(self.store, op)(**args)
+        if replay and spooled_as is not None:
+            self.spool.name_snapshot(spooled_as, result)
+        return result
+
+    # -- reads that decide on pushing: the last answer while the database is away --------
+
+    def arm_state(self) -> ArmState:
+        self._arm = self._read(self.store.arm_state, self._arm)
+        return self._arm
+
+    def snoozed_until(self, camera: str, now: datetime | None = None) -> datetime | None:
+        until = self._read(lambda: self.store.snoozed_until(camera, now), self._snoozed.get(camera))
+        self._snoozed[camera] = until
+        if until is not None and until <= (now or utcnow()):
+            return None
+        return until
+
+    def _read(self, read: Any, last: Any) -> Any:
+        if self._spooling:  # do not wait on a database known to be away
+            return last
+        try:
+            return read()
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            return last
+
+    # -- the outage and the replay -------------------------------------------------------
+
+    def _begin_outage(self, exc: BaseException) -> None:
+        """Called with ``_lock`` held (or before any other thread runs)."""
+        self._spooling = True
+        self._outage_began = time.monotonic()
+        self._replayed = 0
+        log.warning("database %s unreachable (%s): detection goes on, alerts are spooled in %s "
+                    "and replayed when it answers", self._safe_url(), _reason(exc), self.spool.path)
+        self._start_replayer()
+
+    def _start_replayer(self) -> None:
+        """With ``_lock`` held: a replay thread, unless one runs."""
+        if self._replayer is None:
+            self._replayer = threading.Thread(target=self._replay_until_drained, name="spool-replay",
+                                              daemon=True)
+            self._replayer.start()
+
+    def _replay_until_drained(self) -> None:
+        while not self._stop.wait(self.retry_s):
+            if self._drain():
+                with self._lock:
+                    if not self._spooling:  # else an outage began again since: go on
+                        self._replayer = None
+                        return
+
+    def _drain(self) -> bool:
+        """Replay the spool, oldest first; True once it is empty and writes go straight on."""
+        with self._replaying:
+            return self._drain_locked()
+
+    def _drain_locked(self) -> bool:
+        while True:
+            write = self.spool.first()
+            if write is None:
+                with self._lock:
+                    if self.spool.first() is not None:  # appended meanwhile
+                        continue
+                    if self._spooling:
+                        self._spooling = False
+                        log.info("database %s reachable again after %.0f s: %d spooled records replayed",
+                                 self._safe_url(), time.monotonic() - self._outage_began, self._replayed)
+                    return True
+            try:
+                self._apply(write.op, write.args, replay=True)
+            except Exception as exc:
+                if unreachable(exc):
+                    return False
+                log.error("spooled %s #%d refused by the database (%s): set aside in %s", write.op,
+                          write.seq, _reason(exc), self.spool.path)
+                self.spool.set_aside(write, _reason(exc))
+                continue
+            self.spool.remove(write.seq)
+            self._replayed += 1
+
+    def replay_now(self) -> bool:
+        """Try the replay at once (rather than at the next retry); True if nothing is left."""
+        return self._drain()
+
+    def _safe_url(self) -> str:
+        return self.store.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Stop replaying (what is left stays spooled for the next run) and close both."""
+        self._stop.set()
+        replayer = self._replayer
+        if replayer is not None:
+            replayer.join(timeout=10)
+        self.spool.close()
+        self.store.close()
