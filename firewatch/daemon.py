@@ -43,7 +43,7 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until a stop signal; returns the process exit code."""
     from bot.alerts import AlertRecorder
     from bot.zones import stored_zones
-    from firewatch.wiring import build_pipelines, mqtt_publisher
+    from firewatch.wiring import alert_store, build_pipelines, mqtt_publisher
 
     check_role(settings)
     stop = stop or threading.Event()
@@ -51,8 +51,10 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     _stop_on_signals(stop)
     store = prepare_store(settings)
     recorder_type = EdgeRecorder if settings.role == EDGE else AlertRecorder
-    recorder = recorder_type(store, can_push=queues_deliveries(settings), clear_after_s=settings.clear_after_s,
-                             owns=owned_cameras(settings))
+    # With cameras on a server database, alerts go through a local spool while it is away.
+    records_to = store if settings.role == BOT else alert_store(settings, store)
+    recorder = recorder_type(records_to, can_push=queues_deliveries(settings), clear_after_s=settings.clear_after_s,
+                             owns=owned_cameras(settings), edge=settings.site)
     cameras = [] if settings.role == BOT else settings.camera_configs
     log.info("firewatch starting as %s: cameras %s, database %s",
              f"edge {settings.site!r}" if settings.role == EDGE else f"role {settings.role!r}",
@@ -73,6 +75,8 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     finally:
         if mqtt is not None:
             mqtt.stop()
+        if records_to is not store:
+            records_to.close()  # stops its replay; what is left stays spooled for the next run
         store.close()
 
 
