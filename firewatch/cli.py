@@ -140,7 +140,7 @@ def edges(ctx: click.Context) -> None:
 @click.argument("name")
 @_friendly_errors
 def edges_forget(name: str) -> None:
-    """Drop a retired edge, so that /status and the silence warning no longer name it."""
+    """Drop a retired edge, so that /status no longer names it; its open alerts are cleared."""
     if not _store(_settings()).forget_edge(name):
         raise LookupError(f"no edge named {name!r}")
     click.echo(f"edge {name} forgotten")

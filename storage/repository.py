@@ -767,9 +767,19 @@ class Store:
             return went, returned
 
     def forget_edge(self, edge: str) -> bool:
-        """Drop a retired edge from the fleet (a running one checks in again at its next beat)."""
+        """Drop a retired edge from the fleet (a running one checks in again at its next beat),
+        and clear its alerts still open: no process is left to continue or clear them."""
         with self._tx() as s:
-            return bool(s.execute(delete(Edge).where(Edge.name == edge)).rowcount)
+            if not s.execute(delete(Edge).where(Edge.name == edge)).rowcount:
+                return False
+            now = utcnow()
+            for alert in s.scalars(select(Alert).where(Alert.cleared_at.is_(None),
+                                                       Alert.camera.startswith(f"{edge}/", autoescape=True))):
+                alert.cleared_at = now
+                if alert.status is AlertStatus.NEW:
+                    alert.status = AlertStatus.CLEARED
+                self._queue_edits(s, alert, DeliveryKind.ALERT_STATE)
+            return True
 
     # -- retention ---------------------------------------------------------------------
 

@@ -99,6 +99,11 @@ async def test_two_edges_and_one_bot_on_one_postgresql(tmp_path: Path, postgres_
                     # The snapshot came from the database: the bot has no access to the edge's folder.
                     assert alert.snapshot_path and alert.snapshot_path.startswith("db:snapshot/")
                     assert message.photo_bytes == store.load_snapshot(alert.snapshot_path)
+            rig.srv.send_text(rig.admin, "/history")
+            history = (await srv.wait_for(lambda s: [m for m in s.sent_messages(rig.admin)
+                                                     if (m.text or "").startswith("Alerts 1–2 of 2")], 20))[0].text
+            for site, camera in SITES.items():
+                assert f" {site}/{camera}: " in (history or ""), history
             firsts = [d for d in store.deliveries() if d.kind is DeliveryKind.ALERT]
             assert sorted((d.alert_id, d.chat_id) for d in firsts) == sorted(
                 (a.id, c.id) for a in alerts for c in rig.chats)

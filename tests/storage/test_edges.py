@@ -4,7 +4,7 @@ forgotten; and alert snapshots read back wherever their path says they are."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from storage import Store
 from storage.models import DeliveryKind, Edge, SNAPSHOT_MAX_BYTES
@@ -74,11 +74,21 @@ def test_silence_and_return_are_told_once_to_every_chat(store: Store, db_url: st
     assert {e.name: e.quiet_since is None for e in store.edges()[1]} == {"site-a": True, "site-b": False}
 
 
-def test_a_retired_edge_is_forgotten(store: Store) -> None:
-    store.beat("old-barn", [])
-    assert store.forget_edge("old-barn") is True
-    assert store.forget_edge("old-barn") is False
-    assert store.edges()[1] == []
+def test_a_retired_edge_is_forgotten_and_its_open_alerts_cleared(store: Store) -> None:
+    store.add_chat(11)
+    seen = datetime.now(timezone.utc)
+    opened = {camera: store.record_alert(camera=camera, track_id=1, class_name="fire", severity=None,
+                                         confidence=0.9, area=0.1, snapshot_path=None, seen_at=seen, push=True).id
+              for camera in ("old_barn/yard", "old_barn2/yard", "old%barn/yard", "yard")}
+    store.beat("old_barn", [])
+    store.beat("old%barn", [])
+    assert store.forget_edge("old_barn") is True
+    assert store.forget_edge("old_barn") is False
+    assert [e.name for e in store.edges()[1]] == ["old%barn"]
+    # Only its own cameras' alerts: "_" and "%" in a name are not wildcards.
+    cleared = {camera for camera, alert_id in opened.items() if store.get_alert(alert_id).cleared_at is not None}  # type: ignore[union-attr]
+    assert cleared == {"old_barn/yard"}
+    assert [d.kind for d in store.deliveries(opened["old_barn/yard"])] == [DeliveryKind.ALERT, DeliveryKind.ALERT_STATE]
 
 
 def test_snapshots_are_read_from_the_database_or_a_file(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
