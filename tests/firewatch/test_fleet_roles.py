@@ -83,3 +83,28 @@ def test_each_role_carries_over_only_its_own_cameras_alerts() -> None:
     assert [c for c in cameras if owned_cameras(bot)(c)] == []
     # An edge queues the alert's messages for the bot; a box without a token has no one to send them.
     assert (queues_deliveries(edge), queues_deliveries(box), queues_deliveries(bot)) == (True, False, True)
+
+
+def test_firewatch_edges_lists_and_forgets(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from storage import Store, upgrade
+
+    url = f"sqlite:///{tmp_path / 'fleet.db'}"
+    monkeypatch.setenv("FIREWATCH_DATABASE_URL", url)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    runner = CliRunner()
+    assert runner.invoke(main, ["edges"]).output.strip() == "no edge has checked in"
+    upgrade(url)
+    store = Store(url)
+    try:
+        store.beat("site-b", [{"camera": "site-b/garage"}])
+        store.beat("site-a", [{"camera": "site-a/kitchen"}, {"camera": "site-a/hall"}])
+    finally:
+        store.close()
+    listed = runner.invoke(main, ["edges"]).output.splitlines()
+    assert [line.split()[0] for line in listed] == ["site-a", "site-b"], listed
+    assert listed[0].endswith("site-a/kitchen, site-a/hall") and " checked in " in listed[0], listed
+    assert runner.invoke(main, ["edges", "forget", "site-a"]).output.strip() == "edge site-a forgotten"
+    gone = runner.invoke(main, ["edges", "forget", "site-a"])
+    assert (gone.exit_code, gone.output.strip()) == (1, "Error: no edge named 'site-a'")
+    assert [line.split()[0] for line in runner.invoke(main, ["edges"]).output.splitlines()] == ["site-b"]
