@@ -26,7 +26,7 @@ from storage import Store
 from storage.models import Alert
 from storage.repository import AlertRef
 from storage.spool import SpoolingStore
-from vision.types import Event, FireEvent, HealthEvent
+from vision.types import ClipEvent, Event, FireEvent, HealthEvent
 
 if TYPE_CHECKING:
     from vision.pipeline import PipelineStatus
@@ -92,6 +92,8 @@ class AlertRecorder:
         with self._lock:
             if isinstance(event, HealthEvent):
                 return self._health(event)
+            if isinstance(event, ClipEvent):
+                return self._clip(event)
             return self._fire(event)
 
     def expire_carried(self, watching: dict[str, bool]) -> bool:
@@ -160,6 +162,16 @@ class AlertRecorder:
             self._open.pop(key, None)
         log.info("alert %s %s", _label(alert_id), e.kind)
         return RecordResult(alert_id if isinstance(alert_id, int) else None, queued=True)
+
+    def _clip(self, e: ClipEvent) -> RecordResult:
+        """The onset clip replaces the photo of the track's alert, where that went out."""
+        alert_id = self._open.get((e.camera, e.track_id))
+        if alert_id is None:  # cleared while it was encoded: the photo stays
+            log.info("onset clip of track %s on %s not used: its alert is over", e.track_id, e.camera)
+            return RecordResult()
+        alert = self.store.attach_clip(alert_id, e.path)
+        log.info("alert %s: onset clip of %.1f s (%d frames, %s)", _label(alert_id), e.seconds, e.frames, e.codec)
+        return RecordResult(alert.id, queued=alert.pushed)
 
     def _health(self, e: HealthEvent) -> RecordResult:
         at = datetime.fromtimestamp(e.wall, timezone.utc)

@@ -35,7 +35,7 @@ from bot.enrolment import enrolment_handler
 from bot.jobs import schedule_jobs
 from bot.redaction import redact
 from bot.outage import OutageLog, WatchedRequest, is_outage
-from bot.outbox import OutboxSender
+from bot.outbox import MEDIA_TIMEOUT_S, OutboxSender
 from bot.queries import COMMANDS, query_handlers
 from bot.services import Services
 from bot.snooze import snooze_handlers
@@ -115,6 +115,9 @@ def build_application(services: Services, bridge: EventBridge) -> Application:
         .base_url(settings.api_base_url)
         .base_file_url(settings.api_file_url)
         .rate_limiter(AIORateLimiter(max_retries=0))  # the outbox does its own retrying
+        # Uploads on a slow link (a snapshot sent from /snapshot, a selfie's reply): the
+        # outbox also waits this long for Telegram's answer to its photos and clips.
+        .media_write_timeout(MEDIA_TIMEOUT_S)
         .defaults(Defaults(block=True))
         .concurrent_updates(False)
         .post_init(lambda app: _post_init(app, bridge))

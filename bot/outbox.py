@@ -5,13 +5,21 @@ nothing is lost to a crash or an outage. The sender claims a row, sends it, and 
 the result. Failures are sorted into:
 
 - flood control (429 ``retry_after``): wait as long as Telegram asks, for every delivery;
-- network errors and 5xx: retry with exponential backoff, for ever (capped delay);
+- network errors and 5xx: retry with exponential backoff, for ever (capped delay), all
+  chats held (Telegram is out of reach for every chat alike);
+- no answer in time (a read timeout: the request went out whole, so Telegram may have
+  carried it out): the delivery is *in doubt* and sent once more, that chat alone waiting;
+  if that try is not answered in time either, it is not sent a third time but ends
+  ``in-doubt`` (it most likely arrived; its later edits cannot find it and are dropped);
 - a refusal (400/403: chat gone, bot blocked): give up on that delivery, log it.
 
 A crash between Telegram accepting a message and ``mark_sent`` leaves the row in
-``sending``; at start it is retried, so such a message can repeat at most once. Rows are
-claimed one at a time (``Store.claim_next_due``), so a second sender on the same database
-never takes a row this one holds.
+``sending``; at start it is retried, in doubt, so such a message can repeat at most once,
+whether the doubt came from a crash or a timeout. Rows are claimed one at a time
+(``Store.claim_next_due``), which never hands out a chat's delivery while an earlier one of
+that chat is unsettled: each chat's messages go in order, while different chats are sent
+to at once (up to ``parallel``), so that one slow chat holds back only itself. A second
+sender on the same database never takes a row this one holds.
 """
 
 from __future__ import annotations
@@ -19,36 +27,52 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from telegram import Bot, InputMediaPhoto, Message
+import httpx
+from telegram import Bot, InputMediaPhoto, InputMediaVideo, Message
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 
 from bot.redaction import redact
 from bot.render import action_line, alert_caption, alert_keyboard
 from storage import Store
-from storage.models import CHAT_CHANNEL, Alert, AlertStatus, Delivery, DeliveryKind
+from storage.models import CHAT_CHANNEL, Alert, AlertStatus, Delivery, DeliveryKind, DeliveryStatus
 
 log = logging.getLogger(__name__)
 
 CHANNEL = CHAT_CHANNEL
 MAX_BACKOFF_S = 60.0  # after an outage, the first retry comes within a minute
+# A photo or clip of a few hundred kB on a slow uplink takes tens of seconds to upload, and
+# Telegram answers an upload only once it has processed it: PTB's 5 s read timeout would
+# call such a send lost while it is arriving.
+MEDIA_TIMEOUT_S = 60.0
+# Chats sent to at once: enough that a few slow chats leave the rest untouched, few enough
+# to stay inside Telegram's 30 messages a second.
+PARALLEL_CHATS = 8
+STOP_GRACE_S = 5.0  # at shutdown, sends in flight get this long to be answered
 
 
 class TelegramEdit(enum.Enum):
-    """How Telegram shows a change of an alert: its one photo message is edited."""
+    """How Telegram shows a change of an alert: its one message is edited."""
 
     MEDIA = "editMessageMedia"  # a new photo, with the caption
+    CLIP = "editMessageMedia (video)"  # the onset clip in place of the photo, with the caption
     CAPTION = "editMessageCaption"  # the caption alone
 
 
-EDITS = {DeliveryKind.ALERT_SNAPSHOT: TelegramEdit.MEDIA, DeliveryKind.ALERT_STATE: TelegramEdit.CAPTION}
+EDITS = {DeliveryKind.ALERT_SNAPSHOT: TelegramEdit.MEDIA, DeliveryKind.ALERT_CLIP: TelegramEdit.CLIP,
+         DeliveryKind.ALERT_STATE: TelegramEdit.CAPTION}
 
 
 class _Postpone(Exception):
     """The delivery cannot go yet (its alert's first photo has not been sent)."""
+
+
+class _Undeliverable(Exception):
+    """The delivery can never go (its alert's message never arrived, or is not known)."""
 
 
 @dataclass
@@ -56,16 +80,22 @@ class OutboxStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    in_doubt: int = 0  # tries not answered in time (each may have arrived)
 
 
 class OutboxSender:
-    def __init__(self, bot: Bot, store: Store, *, base_backoff_s: float = 1.0) -> None:
+    def __init__(self, bot: Bot, store: Store, *, base_backoff_s: float = 1.0,
+                 media_timeout_s: float = MEDIA_TIMEOUT_S, parallel: int = PARALLEL_CHATS) -> None:
         self.bot = bot
         self.store = store
         self.base_backoff_s = base_backoff_s
+        self.media_timeout_s = media_timeout_s
+        self.parallel = parallel
         self.stats = OutboxStats()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._held_until = 0.0  # monotonic: flood control or an outage holds every chat till then
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -79,6 +109,11 @@ class OutboxSender:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        # A send cut off here is retried at the next start, in doubt: let it be answered.
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=STOP_GRACE_S)
+        for task in list(self._in_flight):
+            task.cancel()
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next timer."""
@@ -100,15 +135,46 @@ class OutboxSender:
     # -- one pass --------------------------------------------------------------------
 
     async def drain(self) -> float:
-        """Send what is due, oldest first; returns how long to sleep before the next pass."""
-        while (claimed := await asyncio.to_thread(self.store.claim_next_due, CHANNEL)) is not None:
-            hold = await self._deliver(claimed)
-            if hold is not None:
+        """Send what is due, oldest first, each chat in order and up to ``parallel`` chats at
+        once; returns, once nothing more can go now, how long to sleep before the next pass.
+        Sends still in flight when flood control or an outage holds the outbox go on."""
+        while True:
+            hold = self._held_until - time.monotonic()
+            if hold > 0:
                 return hold  # flood control or an outage: everything waits
+            self._wake.clear()
+            if len(self._in_flight) < self.parallel:
+                claimed = await asyncio.to_thread(self.store.claim_next_due, CHANNEL)
+                if claimed is not None:
+                    task = asyncio.create_task(self._deliver_and_hold(claimed), name=f"delivery-{claimed.id}")
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._in_flight.discard)
+                    continue
+            if not self._in_flight:
+                break
+            # Until a send ends (its chat's next row may go), a row is queued, or a retry of
+            # another chat comes due; rows behind a send in flight are due but not claimable,
+            # hence the second's floor rather than a busy loop.
+            woken = asyncio.create_task(self._wake.wait())
+            await asyncio.wait({*self._in_flight, woken}, timeout=max(1.0, await self._next_due_in()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+        return await self._next_due_in()
+
+    async def _next_due_in(self) -> float:
         next_at = await asyncio.to_thread(self.store.next_due_at, CHANNEL)
         if next_at is None:
             return 60.0
         return max(0.05, min(60.0, (next_at - _now()).total_seconds()))
+
+    async def _deliver_and_hold(self, claimed: Delivery) -> None:
+        try:
+            hold = await self._deliver(claimed)
+        except Exception:  # a database error: the row stays claimed until the next start
+            log.exception("delivery %d: recording its outcome failed", claimed.id)
+            hold = 5.0
+        if hold is not None:
+            self._held_until = max(self._held_until, time.monotonic() + hold)
 
     async def _deliver(self, claimed: Delivery) -> float | None:
         """Send one claimed delivery; returns seconds to hold all sending, or None to go on."""
@@ -120,6 +186,9 @@ class OutboxSender:
             return wait
         except _Postpone as exc:
             await self._retry(claimed, str(exc), max(2.0, self.base_backoff_s), count=False)
+        except _Undeliverable as exc:
+            log.warning("delivery %d to chat %d dropped: %s", claimed.id, claimed.chat_id, exc)
+            await asyncio.to_thread(self.store.mark_failed, claimed.id, str(exc))
         except (BadRequest, Forbidden) as exc:
             if "message is not modified" in str(exc).lower():
                 await asyncio.to_thread(self.store.mark_sent, claimed.id, None)
@@ -127,15 +196,38 @@ class OutboxSender:
             self.stats.failed += 1
             log.error("delivery %d to chat %d refused: %s", claimed.id, claimed.chat_id, redact(str(exc)))
             await asyncio.to_thread(self.store.mark_failed, claimed.id, redact(str(exc)))
+        except TimedOut as exc:
+            if not _unanswered(exc):  # not connected, or the upload never finished: nothing arrived
+                return await self._network_error(claimed, exc)
+            await self._in_doubt(claimed)
         except (NetworkError, TelegramError, OSError) as exc:
-            # Telegram is unreachable or failing: hold the whole pass rather than hammer it.
-            delay = min(MAX_BACKOFF_S, self.base_backoff_s * 2 ** (claimed.attempts - 1))
-            await self._retry(claimed, f"{type(exc).__name__}: {exc}", delay)
-            return delay
+            return await self._network_error(claimed, exc)
         else:
             self.stats.sent += 1
             await asyncio.to_thread(self.store.mark_sent, claimed.id, message_id)
         return None
+
+    async def _network_error(self, claimed: Delivery, exc: Exception) -> float:
+        # Telegram is unreachable or failing: hold the whole pass rather than hammer it.
+        delay = self._backoff(claimed)
+        await self._retry(claimed, f"{type(exc).__name__}: {exc}", delay)
+        return delay
+
+    async def _in_doubt(self, claimed: Delivery) -> None:
+        """No answer in time: the message may be there. Once more, that chat alone waiting."""
+        self.stats.in_doubt += 1
+        delay = self._backoff(claimed)
+        when = _now() + timedelta(seconds=delay)
+        again = await asyncio.to_thread(self.store.mark_in_doubt, claimed.id, "no answer in time: it may have arrived", when)
+        if again:
+            log.warning("delivery %d to chat %d: no answer in time, it may have arrived; sent once more in %.1f s",
+                        claimed.id, claimed.chat_id, delay)
+        else:
+            log.warning("delivery %d to chat %d: no answer in time again; in doubt, not sent a third time",
+                        claimed.id, claimed.chat_id)
+
+    def _backoff(self, delivery: Delivery) -> float:
+        return min(MAX_BACKOFF_S, self.base_backoff_s * 2 ** (delivery.attempts - 1))
 
     async def _retry(self, delivery: Delivery, error: str, delay: float, count: bool = True) -> None:
         if count:
@@ -159,14 +251,24 @@ class OutboxSender:
         if d.kind is DeliveryKind.ALERT:
             msg = await self._send_photo(d.chat_id, alert, caption, keyboard)
             return msg.message_id
-        message_id = await asyncio.to_thread(self.store.alert_message_id, alert.id, d.chat_id, d.channel)
-        if message_id is None:
-            raise _Postpone("the alert's photo is not sent yet")
-        if EDITS[d.kind] is TelegramEdit.MEDIA and (photo := await asyncio.to_thread(
+        message_id = await self._alert_message(alert.id, d.chat_id)
+        edit = EDITS[d.kind]
+        if edit is TelegramEdit.MEDIA and alert.clip_path:
+            edit = TelegramEdit.CAPTION  # the clip stays: a later photo would replace it
+        if edit is TelegramEdit.CLIP:
+            # Like a snapshot: a file here, or an edge's clip in the database.
+            if (clip := await asyncio.to_thread(self.store.read_snapshot, alert.clip_path)) is None:
+                raise _Undeliverable("the alert's clip is gone")
+            await self.bot.edit_message_media(
+                InputMediaVideo(clip, caption=caption, parse_mode=ParseMode.HTML, supports_streaming=True,
+                                filename=f"alert-{alert.id}.mp4"),
+                chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard, **self._media_timeouts,
+            )
+        elif edit is TelegramEdit.MEDIA and (photo := await asyncio.to_thread(
                 self.store.read_snapshot, alert.snapshot_path)) is not None:
             await self.bot.edit_message_media(
                 InputMediaPhoto(photo, caption=caption, parse_mode=ParseMode.HTML),
-                chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard,
+                chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard, **self._media_timeouts,
             )
         else:
             await self.bot.edit_message_caption(
@@ -175,12 +277,29 @@ class OutboxSender:
             )
         return message_id
 
+    async def _alert_message(self, alert_id: int, chat_id: int) -> int:
+        """The id of the message that carries the alert to this chat, to edit."""
+        message_id = await asyncio.to_thread(self.store.alert_message_id, alert_id, chat_id, CHANNEL)
+        if message_id is not None:
+            return message_id
+        first = await asyncio.to_thread(self.store.first_message, alert_id, chat_id, CHANNEL)
+        if first is None or first.status is DeliveryStatus.FAILED:
+            raise _Undeliverable("the alert's message never reached this chat")
+        if first.status is DeliveryStatus.IN_DOUBT:
+            raise _Undeliverable("the alert's message was not answered for: which message to edit is unknown")
+        raise _Postpone("the alert's photo is not sent yet")
+
+    @property
+    def _media_timeouts(self) -> dict[str, float]:
+        return {"read_timeout": self.media_timeout_s, "write_timeout": self.media_timeout_s}
+
     async def _send_photo(self, chat_id: int, alert: Alert, caption: str, keyboard) -> Message:  # type: ignore[no-untyped-def]
         # A file on this machine, or an edge's snapshot in the database.
         photo = await asyncio.to_thread(self.store.read_snapshot, alert.snapshot_path)
         if photo is not None:
             return await self.bot.send_photo(
-                chat_id, photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                chat_id, photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard,
+                **self._media_timeouts,
             )
         # The snapshot could not be written (disk full) or was purged: the alert still goes out.
         return await self.bot.send_message(
@@ -208,6 +327,12 @@ def caption_of(store: Store, alert: Alert) -> str:
 def keyboard_of(store: Store, alert: Alert):  # type: ignore[no-untyped-def]
     return alert_keyboard(alert.id, false_alarm=alert.status is AlertStatus.FALSE_ALARM,
                           snoozed=store.snoozed_until(alert.camera) is not None)
+
+
+def _unanswered(exc: TimedOut) -> bool:
+    """Whether the request went out whole and its answer did not come in time (so it may
+    have been carried out), rather than never connecting or never finishing the upload."""
+    return isinstance(exc.__cause__, httpx.ReadTimeout)
 
 
 def _seconds(value: int | timedelta) -> float:

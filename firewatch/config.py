@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     # (flicker, changing outline, motion inside the box); a still picture of a fire does not.
     verify: bool = True
     verification_model: Path = SHIPPED_VERIFICATION
+    # Onset clip: once a fire has been in view this long, its alert's photo is replaced by a
+    # short MP4 of its start (from a few seconds before). The photo never waits for it.
+    alert_clip: bool = True
+    alert_clip_after_s: float = Field(5.0, gt=0, le=30)
 
     # Arm / disarm
     face_match_threshold: float = Field(0.5, gt=0, le=1.0)
@@ -266,7 +270,6 @@ class Settings(BaseSettings):
     def site(self) -> str:
         """This edge's name: ``FIREWATCH_EDGE_NAME``, else the host name."""
         return self.edge_name or re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "edge"
-
 
     @property
     def db_url(self) -> str:

@@ -18,6 +18,7 @@ from sinks.mqtt_arming import StoreArming
 from storage import Store
 from storage.spool import Spool, SpoolingStore
 from sinks.mqtt_topics import Topics
+from vision.clips import ClipConfig
 from vision.events import EventConfig
 from vision.pipeline import Pipeline
 from vision.sinks import Sink
@@ -116,6 +117,7 @@ def build_pipelines(
             zones=ZoneSet(camera.zone_values(), added_zones(camera.name)),
             max_fps=camera.fps if capped else None,
             verifier=load_verifier(settings),
+            clips=ClipConfig(after_s=settings.alert_clip_after_s) if settings.alert_clip else None,
         )
     return pipelines
 

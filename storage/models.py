@@ -82,6 +82,9 @@ class DeliveryStatus(str, enum.Enum):
     SENDING = "sending"  # claimed by the sender; a crash leaves it here (see Store.recover)
     SENT = "sent"
     FAILED = "failed"  # gave up after the last attempt
+    # Sent twice without an answer in time (a timeout after the upload, or a crash mid-send):
+    # it may well have arrived, so it is not sent a third time (see bot/outbox.py).
+    IN_DOUBT = "in-doubt"
 
 
 class DeliveryKind(str, enum.Enum):
@@ -91,6 +94,7 @@ class DeliveryKind(str, enum.Enum):
     ALERT = "alert"  # a new alert: the message that carries it to this recipient
     ALERT_SNAPSHOT = "alert-snapshot"  # the alert has a new snapshot to show (it grew), and its state
     ALERT_STATE = "alert-state"  # the alert's state changed (cleared, a button pressed)
+    ALERT_CLIP = "alert-clip"  # the alert's onset clip is ready: it replaces the photo
     TEXT = "text"  # a plain message (health, summary, lockouts)
 
 
@@ -189,6 +193,8 @@ class Alert(Base):
     box: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     # Why the fire was confirmed: the temporal verdict (verified, score, reason, features).
     verification: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # A short MP4 of the fire's onset (vision.clips), once cut: it replaces the alert's photo.
+    clip_path: Mapped[str | None] = mapped_column(String(512), nullable=True)
     # Who raised it, unique: "<edge>/<camera>/<uuid>". An edge's spooled alert replayed twice
     # (a crash mid-replay) finds itself here instead of becoming a second alert.
     key: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -224,6 +230,9 @@ class Delivery(Base):
         _enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # An attempt may have reached the recipient unseen (timed out after the upload, or a
+    # crash mid-send): the one more try it is allowed has been spent or is pending.
+    in_doubt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"))
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the channel's id of what was sent

@@ -327,6 +327,15 @@ class Store:
             )
             return alert
 
+    def attach_clip(self, alert_id: AlertRef, clip_path: str) -> Alert:
+        """The alert's onset clip is cut: keep it and queue, to every recipient of the alert,
+        the edit that puts it in place of the photo."""
+        with self._tx() as s:
+            alert = self._alert(s, alert_id)
+            alert.clip_path = clip_path
+            self._queue_edits(s, alert, DeliveryKind.ALERT_CLIP)
+            return alert
+
     def clear_alert(self, alert_id: AlertRef, at: datetime) -> Alert:
         with self._tx() as s:
             alert = self._alert(s, alert_id)
@@ -394,8 +403,13 @@ class Store:
     def _queue_first_messages(s: Session, alerts: Iterable[Alert]) -> None:
         """The message that carries each alert, to every active chat."""
         chats = list(s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id)))
-        s.add_all(Delivery(alert_id=a.id, channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.ALERT)
-                  for a in alerts for c in chats)
+        for a in alerts:
+            s.add_all(Delivery(alert_id=a.id, channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.ALERT)
+                      for c in chats)
+            if a.clip_path:  # cut while it was not pushed: it follows the photo
+                s.add_all(Delivery(alert_id=a.id, channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.ALERT_CLIP)
+                          for c in chats)
+
 
     @staticmethod
     def _alert(s: Session, alert_id: AlertRef) -> Alert:
@@ -411,14 +425,16 @@ class Store:
 
         Updates render the alert as it is when sent, so a pending update already covers
         any later change: queue a new one only where none is waiting. A pending snapshot
-        update also shows the state, so it covers a state update too.
+        update (or clip) also shows the state, so it covers a state update too; nothing but
+        a clip covers a clip.
         """
-        covering = [kind, DeliveryKind.ALERT_SNAPSHOT]
+        covering = ([kind] if kind is DeliveryKind.ALERT_CLIP
+                    else [kind, DeliveryKind.ALERT_SNAPSHOT, DeliveryKind.ALERT_CLIP])
         recipients = s.execute(
             select(Delivery.channel, Delivery.chat_id).where(
                 Delivery.alert_id == alert.id,
                 Delivery.kind == DeliveryKind.ALERT,
-                Delivery.status != DeliveryStatus.FAILED,
+                Delivery.status.not_in([DeliveryStatus.FAILED, DeliveryStatus.IN_DOUBT]),
             )
         ).all()
         waiting = set(
@@ -591,18 +607,52 @@ class Store:
             )
 
     def recover_interrupted(self) -> int:
-        """At start: deliveries left 'sending' by a crash go back to pending.
+        """At start: deliveries left 'sending' by a crash go back to pending, in doubt.
 
         Such a send may have reached Telegram before the crash; it is retried, so it can
-        repeat at most once. Its ``attempts`` already counts the lost try.
+        repeat at most once. Its ``attempts`` already counts the lost try. One that was
+        already in doubt (a timeout, or an earlier crash) is not sent a third time.
         """
         with self._tx() as s:
+            spent = s.execute(
+                update(Delivery)
+                .where(Delivery.status == DeliveryStatus.SENDING, Delivery.in_doubt.is_(True))
+                .values(status=DeliveryStatus.IN_DOUBT, last_error="interrupted by a restart, again")
+            ).rowcount
             result = s.execute(
                 update(Delivery)
                 .where(Delivery.status == DeliveryStatus.SENDING)
-                .values(status=DeliveryStatus.PENDING, last_error="interrupted by a restart")
+                .values(status=DeliveryStatus.PENDING, in_doubt=True, last_error="interrupted by a restart")
             )
-            return result.rowcount
+            return result.rowcount + spent
+
+    def mark_in_doubt(self, delivery_id: int, error: str, next_attempt_at: datetime) -> bool:
+        """The try may have arrived unseen (no answer in time): allow one more, at
+        ``next_attempt_at``, unless one was already in doubt. Returns whether it will be
+        sent again; if not, it ends ``in-doubt`` (not ``failed``: it most likely arrived)."""
+        with self._tx() as s:
+            again = s.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.in_doubt.is_(False))
+                .values(status=DeliveryStatus.PENDING, in_doubt=True, last_error=error,
+                        next_attempt_at=next_attempt_at)
+            ).rowcount
+            if not again:
+                s.execute(update(Delivery).where(Delivery.id == delivery_id)
+                          .values(status=DeliveryStatus.IN_DOUBT, last_error=error))
+            return bool(again)
+
+    def first_message(self, alert_id: int, chat_id: int, channel: str = CHAT_CHANNEL) -> Delivery | None:
+        """The delivery that carries this alert to this recipient (whatever its state)."""
+        with self._tx() as s:
+            return s.scalar(
+                select(Delivery).where(
+                    Delivery.alert_id == alert_id,
+                    Delivery.channel == channel,
+                    Delivery.chat_id == chat_id,
+                    Delivery.kind == DeliveryKind.ALERT,
+                )
+            )
 
     def alert_message_id(self, alert_id: int, chat_id: int, channel: str = CHAT_CHANNEL) -> int | None:
         """The message that carries this alert to this recipient, once sent."""
@@ -822,12 +872,12 @@ class Store:
         """Delete alerts (and their deliveries), camera events and snapshots kept in the
         database, older than ``cutoff``.
 
-        Returns how many alerts went and their snapshot files, for the caller to remove.
+        Returns how many alerts went and their snapshot and clip files, for the caller to remove.
         The arm audit is never purged.
         """
         with self._tx() as s:
             old = s.execute(
-                select(Alert.id, Alert.snapshot_path).where(Alert.last_seen < cutoff)
+                select(Alert.id, Alert.snapshot_path, Alert.clip_path).where(Alert.last_seen < cutoff)
             ).all()
             ids = [row.id for row in old]
             if ids:
@@ -838,12 +888,12 @@ class Store:
             s.execute(
                 delete(Delivery).where(
                     Delivery.alert_id.is_(None),
-                    Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]),
+                    Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.IN_DOUBT]),
                     Delivery.created_at < cutoff,
                 )
             )
-            return len(ids), [row.snapshot_path for row in old
-                              if row.snapshot_path and not is_stored_snapshot(row.snapshot_path)]
+            return len(ids), [path for row in old for path in (row.snapshot_path, row.clip_path)
+                              if path and not is_stored_snapshot(path)]
 
 
 def _db_now(s: Session) -> datetime:

@@ -26,6 +26,7 @@ import numpy as np
 
 from vision.annotate import annotate, draw_zones, encode_jpeg, raw_frame_path, snapshot_path, write_jpeg
 from vision.camera_state import CameraState, FrameRate, camera_state
+from vision.clips import ClipConfig, ClipCutter
 from vision.detectors.base import StagedDetector
 from vision.events import CropClassifier, EventConfig, FireEvents
 from vision.health import HealthConfig, HealthMonitor, HealthState
@@ -99,6 +100,7 @@ class Pipeline:
         zones: ZoneSet | None = None,
         max_fps: float | None = None,
         verifier: Verifier | None = None,
+        clips: ClipConfig | None = None,
     ) -> None:
         if tracker is None:
             from vision.tracker import Tracker
@@ -122,6 +124,8 @@ class Pipeline:
         self.max_fps = max_fps
         # Temporal verification (a fire must move like fire); None: K-of-N alone decides.
         self.verifier = verifier
+        # Onset clips that replace the alert's photo (None: photos only); kept beside the snapshots.
+        self.clips = ClipCutter(self.camera, self.snapshot_dir, clips) if clips and self.snapshot_dir else None
         self.frames = 0
         self.rate = FrameRate()
         self.error: str | None = None
@@ -283,6 +287,10 @@ class Pipeline:
             self._process(item.frame, staged.decode(item.data))
             self.rate.tick()
             last = item.frame
+        if self.clips is not None:  # a clip still encoding is its alert's, which the flush ends
+            for clip in self.clips.ready(wait=True):
+                self._emit(clip)
+            self.clips.close()
         if last is not None and self.flush_at_end and not self._stop.is_set() and stages.failure is None:
             for event in self.events.flush(last.index, last.t, last.wall):
                 self._emit(self._with_snapshot(event, last))
@@ -293,6 +301,9 @@ class Pipeline:
         with self._lock:
             self._latest = (frame, tracked)
         self.frames += 1
+        if self.clips is not None:
+            for clip in self.clips.observe(frame):
+                self._emit(clip)
         verdicts = None
         if self.verifier is not None:
             verdicts = self.verifier.update(frame.image, tracked, self.events.alert_tracks).verdicts
@@ -325,6 +336,11 @@ class Pipeline:
 
     def _emit(self, event: Event) -> None:
         log.info("%s", event.to_json())
+        if self.clips is not None and isinstance(event, FireEvent):
+            if event.kind == "started":
+                self.clips.started(event)
+            elif event.kind == "cleared":
+                self.clips.ended(event.track_id)
         publish(self.sinks, event)
 
 

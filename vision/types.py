@@ -156,5 +156,26 @@ class HealthEvent:
         return json.dumps(self.to_dict())
 
 
-Event = FireEvent | HealthEvent
+@dataclass(frozen=True)
+class ClipEvent:
+    """The onset clip of the alert of ``track_id`` on ``camera`` is written at ``path``
+    (``vision.clips``): it replaces the alert's photo."""
+
+    camera: str
+    track_id: int
+    path: str
+    t: float  # the source time of its last frame
+    wall: float
+    frames: int
+    seconds: float
+    codec: str
+
+    def to_dict(self) -> dict:
+        return {"event": "clip", **asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+
+Event = FireEvent | HealthEvent | ClipEvent
 

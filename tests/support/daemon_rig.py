@@ -7,7 +7,9 @@ or starve its daemon without touching the others. The daemon is the real console
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from tests.support.bot_harness import TOKEN, Daemon, DaemonWorld, clean_env
 from tests.support.botapi import BotApiServer, Chat, Message, User
-from tests.support.data import FIRE2
+from tests.support.data import FIRE2, SHIPPED_DETECTOR
 
 ADMIN_ID = 1001
 ALERT_RE = re.compile(r"Alert #(\d+)")
@@ -102,3 +104,17 @@ class Rig(DaemonWorld):
                 await daemon.stop()
         if "store" in self.__dict__:
             self.store.close()
+
+
+@contextlib.asynccontextmanager
+async def fire_rig(root: Path, **settings: object) -> AsyncIterator[Rig]:
+    """A rig with its own fake Bot API whose camera plays the fire2_mp4 frames once."""
+    camera = root / "camera"
+    camera.mkdir()
+    fire_clip(camera)
+    async with BotApiServer(token=TOKEN) as srv:
+        rig = Rig.create(srv, root, camera, detector_model=SHIPPED_DETECTOR, **settings)
+        try:
+            yield rig
+        finally:
+            await rig.close()

@@ -155,7 +155,8 @@ class ControlClient:
 
     def add_fault(self, kind: str, count: int = 1, methods: list[str] | None = None, **options: Any) -> dict[str, Any]:
         """``kind``: error (status, description), retry_after (retry_after), stall (seconds),
-        drop (after_execute)."""
+        late (seconds: carried out at once, answered then), drop (after_execute); any kind
+        may name ``chats`` (chat ids) to hit only calls to those."""
         return self._request("POST", "faults", {"kind": kind, "count": count, "methods": methods, **options})
 
     def faults(self) -> list[dict[str, Any]]:

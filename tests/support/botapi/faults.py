@@ -1,4 +1,5 @@
-"""Scripted failures of the fake Bot API: 5xx errors, 429 flood waits, stalls, dropped connections."""
+"""Scripted failures of the fake Bot API: 5xx errors, 429 flood waits, stalls, late answers,
+dropped connections."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ class FaultKind(str, Enum):
     RETRY_AFTER = "retry_after"  # answer 429 with parameters.retry_after
     STALL = "stall"  # wait ``seconds`` before handling the call normally
     DROP = "drop"  # close the connection without any response
+    LATE = "late"  # carry the call out at once (the message is there), answer ``seconds`` later
 
 
 @dataclass
@@ -31,9 +33,13 @@ class Fault:
     after_execute: bool = False
     # time.monotonic() after which the fault no longer matches (an outage of some seconds).
     until: float | None = None
+    # Only calls whose chat_id is one of these (None: any call): one slow chat among others.
+    chats: frozenset[int] | None = None
 
-    def matches(self, method: str) -> bool:
+    def matches(self, method: str, chat_id: int | None = None) -> bool:
         if self.until is not None and time.monotonic() >= self.until:
+            return False
+        if self.chats is not None and chat_id not in self.chats:
             return False
         return self.remaining > 0 and (self.methods is None or method.lower() in self.methods)
 
@@ -55,6 +61,7 @@ class Fault:
             "retry_after": self.retry_after,
             "seconds": self.seconds,
             "after_execute": self.after_execute,
+            "chats": sorted(self.chats) if self.chats is not None else None,
             "seconds_left": None if self.until is None else max(0.0, self.until - time.monotonic()),
         }
 
@@ -65,6 +72,10 @@ def _methods(methods: str | list[str] | tuple[str, ...] | frozenset[str] | set[s
     if isinstance(methods, str):
         methods = [methods]
     return frozenset(m.lower() for m in methods)
+
+
+def _chats(chats: list[int] | tuple[int, ...] | None) -> frozenset[int] | None:
+    return None if chats is None else frozenset(int(c) for c in chats)
 
 
 class FaultPlan:
@@ -80,10 +91,12 @@ class FaultPlan:
         return fault
 
     def fail_next(
-        self, n: int = 1, *, methods: str | list[str] | None = None, status: int = 500, description: str | None = None
+        self, n: int = 1, *, methods: str | list[str] | None = None, status: int = 500, description: str | None = None,
+        chats: list[int] | None = None,
     ) -> Fault:
         """Answer the next ``n`` matching calls with HTTP ``status`` and Bot API error JSON."""
-        return self.add(Fault(FaultKind.ERROR, n, _methods(methods), status=status, description=description))
+        return self.add(Fault(FaultKind.ERROR, n, _methods(methods), status=status, description=description,
+                              chats=_chats(chats)))
 
     def rate_limit(self, n: int = 1, *, retry_after: int = 1, methods: str | list[str] | None = None) -> Fault:
         """Answer the next ``n`` matching calls 429 "Too Many Requests: retry after N"."""
@@ -92,6 +105,13 @@ class FaultPlan:
     def stall(self, n: int = 1, *, seconds: float, methods: str | list[str] | None = None) -> Fault:
         """Delay the next ``n`` matching calls by ``seconds`` before handling them normally."""
         return self.add(Fault(FaultKind.STALL, n, _methods(methods), seconds=seconds))
+
+    def late(self, n: int = 1, *, seconds: float, methods: str | list[str] | None = None,
+             chats: list[int] | None = None) -> Fault:
+        """Carry out the next ``n`` matching calls at once but answer them ``seconds`` later:
+        Telegram took the upload, its answer is slow. A client that gives up first never
+        learns that the message is there."""
+        return self.add(Fault(FaultKind.LATE, n, _methods(methods), seconds=seconds, chats=_chats(chats)))
 
     def drop(self, n: int = 1, *, methods: str | list[str] | None = None, after_execute: bool = False) -> Fault:
         """Close the connection of the next ``n`` matching calls without answering."""
@@ -113,20 +133,22 @@ class FaultPlan:
             retry_after=int(spec.get("retry_after", 1)),
             seconds=float(spec.get("seconds", 0.0)),
             after_execute=bool(spec.get("after_execute", False)),
+            chats=_chats(spec.get("chats")),
         )
         if "for_seconds" in spec:  # a timed fault: matches every call until then
             fault.remaining = 10**9
             fault.until = time.monotonic() + float(spec["for_seconds"])
-        if kind is FaultKind.STALL and fault.seconds <= 0:
-            raise ValueError("a stall needs seconds > 0")
+        if kind in (FaultKind.STALL, FaultKind.LATE) and fault.seconds <= 0:
+            raise ValueError(f"a {kind.value} fault needs seconds > 0")
         return self.add(fault)
 
-    def take(self, method: str) -> Fault | None:
-        """Consume one unit of the first fault matching ``method``; None when the call should pass."""
+    def take(self, method: str, chat_id: int | None = None) -> Fault | None:
+        """Consume one unit of the first fault matching ``method`` (to ``chat_id``); None when
+        the call should pass."""
         now = time.monotonic()
         self._faults = [f for f in self._faults if f.until is None or now < f.until]
         for fault in self._faults:
-            if fault.matches(method):
+            if fault.matches(method, chat_id):
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)

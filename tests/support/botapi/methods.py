@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .html_text import EntityParseError, parse_html
-from .world import CallbackAnswer, Chat, Message, StoredFile, World, document_json, now
+from .world import CallbackAnswer, Chat, Message, StoredFile, World, document_json, now, video_info, video_json
 
 _MAX_TEXT = 4096
 _MAX_CAPTION = 1024
@@ -257,6 +257,22 @@ class BotMethods:
             return self.world.files[reference]
         raise bad_request("wrong file identifier/HTTP URL specified")
 
+    def _video(self, params: Params, reference: str | None, field: str) -> StoredFile:
+        """A video upload, read as Telegram would: one that does not play is refused."""
+        upload = self.files_param(params, reference, field)
+        if upload is None:
+            if reference and reference in self.world.files:
+                return self.world.files[reference]
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        try:
+            width, height, duration = video_info(upload.data)
+        except ValueError:
+            raise bad_request("VIDEO_CONTENT_TYPE_INVALID") from None
+        stored = self.world.store_file(upload.data, "videos", "mp4", upload.content_type or "video/mp4",
+                                       file_name=upload.filename, width=width, height=height)
+        stored.duration = duration
+        return stored
+
     @staticmethod
     def files_param(params: Params, reference: str | None, field: str) -> Upload | None:
         if reference:
@@ -419,6 +435,9 @@ class BotMethods:
         elif kind == "document":
             stored = self._document(params, media["media"], "media")
             content = {"document": document_json(stored)}
+        elif kind == "video":
+            stored = self._video(params, media["media"], "media")
+            content = {"video": video_json(stored)}
         else:
             raise bad_request(f"media type {kind!r} is not supported by the fake server")
         content.update(self._formatted(inner, "caption", "caption_entities", _MAX_CAPTION))

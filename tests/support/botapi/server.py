@@ -151,7 +151,7 @@ class BotApiServer(World):
         except ValueError:
             return _error(ApiError(400, "Bad Request: can't parse request parameters"))
         call.params = params.summary()
-        fault = self.faults.take(method)
+        fault = self.faults.take(method, _chat_id(params))
         if fault is not None:
             call.outcome = f"fault:{fault.kind.value}"
             early = await self._apply_fault(request, fault)
@@ -169,6 +169,9 @@ class BotApiServer(World):
             # An outage that began during a long poll cuts that poll too.
             _drop(request)
             return None
+        if fault is not None and fault.kind is FaultKind.LATE:
+            self.notify()  # the message is there for everyone to see; its sender waits on
+            await asyncio.sleep(fault.seconds)
         return web.json_response({"ok": True, "result": result})
 
     async def _apply_fault(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
@@ -180,6 +183,8 @@ class BotApiServer(World):
             return _error(ApiError(429, description, retry_after=fault.retry_after))
         if fault.kind is FaultKind.STALL:
             await asyncio.sleep(fault.seconds)
+            return None
+        if fault.kind is FaultKind.LATE:
             return None
         if not fault.after_execute:
             _drop(request)
@@ -201,6 +206,13 @@ class BotApiServer(World):
         if stored is None:
             return _error(ApiError(404, "Not Found"))
         return web.Response(body=stored.data, content_type=stored.mime_type or "application/octet-stream")
+
+
+def _chat_id(params: Params) -> int | None:
+    try:
+        return params.int("chat_id")
+    except (ApiError, ValueError, TypeError):  # absent, or a @username
+        return None
 
 
 def _error(error: ApiError) -> web.Response:

@@ -77,6 +77,7 @@ class StoredFile:
     file_name: str | None = None
     width: int | None = None
     height: int | None = None
+    duration: int | None = None  # seconds, for videos
 
     def photo_size(self) -> dict[str, Any]:
         return {
@@ -131,6 +132,11 @@ class Message:
     def photo_bytes(self) -> bytes | None:
         """Bytes of the largest photo size (the uploaded file), or None if not a photo."""
         return self.media.data if self.media is not None and "photo" in self.content else None
+
+    @property
+    def video_bytes(self) -> bytes | None:
+        """Bytes of the video (sent, or edited in with editMessageMedia), or None if not a video."""
+        return self.media.data if self.media is not None and "video" in self.content else None
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -577,3 +583,28 @@ def document_json(stored: StoredFile) -> dict[str, Any]:
         data["mime_type"] = stored.mime_type
     return data
 
+
+
+def video_json(stored: StoredFile) -> dict[str, Any]:
+    return {**document_json(stored), "width": stored.width, "height": stored.height, "duration": stored.duration}
+
+
+def video_info(data: bytes) -> tuple[int, int, int]:
+    """(width, height, whole seconds) of a video file's bytes; ValueError if it does not play."""
+    import tempfile
+
+    import cv2
+
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+        f.write(data)
+        f.flush()
+        capture = cv2.VideoCapture(f.name)
+        try:
+            ok, frame = capture.read()
+            if not ok:
+                raise ValueError("not a video")
+            frames = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+            fps = capture.get(cv2.CAP_PROP_FPS) or 1.0
+            return frame.shape[1], frame.shape[0], max(1, round(frames / fps))
+        finally:
+            capture.release()
