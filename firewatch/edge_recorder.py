@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.alerts import AlertRecorder, RecordResult
 from storage.repository import is_stored_snapshot
-from vision.types import Event, FireEvent
+from vision.types import ClipEvent, Event, FireEvent
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ class EdgeRecorder(AlertRecorder):
         """``event`` with its snapshot file replaced by its copy in the database; unchanged
         when it has none (a cleared alert's is not shown) or it cannot be kept there (over the
         cap, unreadable, or the database away: the alert is recorded, or spooled, without it)."""
+        if isinstance(event, ClipEvent):
+            return self._stored_clip(event)
         if (not isinstance(event, FireEvent) or not event.snapshot or event.kind == "cleared"
                 or is_stored_snapshot(event.snapshot)):
             return event
@@ -35,3 +37,14 @@ class EdgeRecorder(AlertRecorder):
                         event.camera, event.track_id, type(exc).__name__)
             return event
         return dataclasses.replace(event, snapshot=ref)
+
+    def _stored_clip(self, clip: ClipEvent) -> ClipEvent:
+        """The onset clip, like the snapshot, where the bot on another machine reads it; left
+        a local file (which the bot cannot send: the alert keeps its photo) if it cannot be."""
+        try:
+            ref = self.store.save_snapshot(Path(clip.path).read_bytes(), "video/mp4")
+        except Exception as exc:  # unreadable, over the cap, or the database away
+            log.warning("onset clip of %s track %d not kept in the database (%s)", clip.camera, clip.track_id,
+                        type(exc).__name__)
+            return clip
+        return clip if ref is None else dataclasses.replace(clip, path=ref)

@@ -191,3 +191,20 @@ async def test_a_clip_that_cannot_go_yet_survives_a_kill_9_and_goes_once(rig: Ri
     assert len(delivered) == len(clip_rows) == len(clipped(rig))
     for message in clipped(rig):
         assert_photo_became_clip(message)
+
+
+def test_an_edge_keeps_the_clip_in_the_database_for_the_bot(store: Store, media) -> None:
+    """Fleet: the bot on another machine cannot read the edge's file; like the snapshot, the
+    clip goes into the shared database and the alert names it there."""
+    from firewatch.edge_recorder import EdgeRecorder
+    from vision.types import ClipEvent, FireEvent
+
+    store.add_chat(1)
+    recorder = EdgeRecorder(store, can_push=True)
+    start = FireEvent("started", "site/yard", 3, "fire", "fire", 0.8, (1, 2, 3, 4), 0.05, 1, 0.1,
+                      datetime.now(timezone.utc).timestamp(), snapshot=media[0])
+    alert_id = recorder.record(start).alert_id
+    recorder.record(ClipEvent("site/yard", 3, media[1], 5.1, start.wall + 5, 40, 5.0, "h264"))
+    alert = store.get_alert(alert_id)
+    assert alert.clip_path.startswith("db:snapshot/") and store.read_snapshot(alert.clip_path) == Path(media[1]).read_bytes()
+    assert [d.kind for d in store.deliveries()] == [DeliveryKind.ALERT, DeliveryKind.ALERT_CLIP]
