@@ -11,6 +11,12 @@ has seen them.
 
     firewatch bench video [--model M] [--conf 0.25] [--splits val] [--verify on|off] [--json out.json]
 
+``--stills``: every ``fire/`` val image the detector boxes at all (at 0.1) is held in view for
+3 s instead (10 FPS, new sensor noise every frame: sigma 2 grey levels, as
+``training/verification.py`` holds them) and played through the same tracker, verifier and
+event rules; it reports how many fire-free images and how many fire photos alert. A photo
+of a fire is not a fire: with verification on, both should be 0.
+
 The detector's boxes of each clip are cached (keyed on the model's bytes, the clip, the
 threshold and the NMS IoU) under ``~/.cache/firewatch/bench-video``: a second run, or a sweep
 of the verification settings, replays the clips without running the model again.
@@ -97,11 +103,12 @@ def sequence_clips(root: Path, splits: Sequence[str] = ("val",)) -> list[Clip]:
 
 class CachedDetector:
     """The detector's boxes of one clip, read from ``path`` when a previous run stored them
-    (one per call, in frame order), else computed and stored once the clip played through."""
+    (one per call, in frame order), else computed and stored once the clip played through
+    (``path`` None: neither)."""
 
-    def __init__(self, detector, path: Path) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, detector, path: Path | None) -> None:  # type: ignore[no-untyped-def]
         self.detector, self.path, self.names = detector, path, detector.names
-        self.cached = pickle.loads(path.read_bytes()) if path.is_file() else None
+        self.cached = pickle.loads(path.read_bytes()) if path is not None and path.is_file() else None
         self.computed: list = []
 
     def __call__(self, image: np.ndarray):  # type: ignore[no-untyped-def]
@@ -111,7 +118,7 @@ class CachedDetector:
         return out
 
     def save(self) -> None:
-        if self.cached is None or len(self.cached) != len(self.computed):
+        if self.path is not None and (self.cached is None or len(self.cached) != len(self.computed)):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_bytes(pickle.dumps(self.computed))
 
@@ -134,8 +141,7 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
     daemon = settings.settings if verify is None else settings.settings.model_copy(update={"verify": verify})
     conf = settings.conf_threshold if conf is None else conf
     detector = Detector(model, conf_threshold=conf, iou_threshold=settings.iou_threshold, threads=threads)
-    if cache:
-        detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold))
+    detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold) if cache else None)
     if len(clip.frames) == 1:
         source, fps = clip.frames[0], None
     else:
@@ -144,8 +150,7 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
     summary = replay(source, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
                      event_config=settings.event_config, classifier=load_classifier(settings.classifier_model),
                      verifier=load_verifier(daemon))
-    if isinstance(detector, CachedDetector):
-        detector.save()
+    detector.save()
     events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
     started = [e for e in events if e.get("event") == "started"]
     first = started[0] if started else None
@@ -169,6 +174,96 @@ class VideoSummary:
     worst_delay_s: float | None
     fire_free_clips: int
     fire_free_alerts: int
+
+
+# -- still images held in view --------------------------------------------------------------
+
+STILL_FRAMES = 30
+STILL_NOISE = 2.0
+# Stills are detected once at this threshold and filtered at the one asked for: the detector's
+# NMS is greedy by score, so the boxes it keeps at a higher threshold are exactly those of
+# these above it (a sweep of thresholds costs one detector pass).
+STILL_BASE_CONF = 0.1
+
+
+@dataclass(frozen=True)
+class StillResult:
+    image: str
+    fire: bool  # labelled fire or smoke: a photo of a fire
+    alerts: int
+
+
+def still_images(root: Path, split: str = "val") -> list[tuple[Path, bool]]:
+    """``fire/`` images of ``split`` with whether they show fire or smoke (manifest.csv)."""
+    with open(root / "fire" / "manifest.csv", newline="", encoding="utf-8") as f:
+        return [(root / "fire" / "images" / r["file"], int(r["n_fire"]) + int(r["n_smoke"]) > 0)
+                for r in csv.DictReader(f) if r["split"] == split]
+
+
+_NOISE_BANK: dict[tuple[int, ...], np.ndarray] = {}
+
+
+def held_still(path: Path) -> list[np.ndarray]:
+    """The image as a camera holding it in view would deliver it: new sensor noise each frame
+    (drawn once per image size and shared by all images: noise does not depend on content)."""
+    import cv2
+
+    image = cv2.imread(str(path)).astype(np.int16)
+    if image.shape not in _NOISE_BANK:
+        rng = np.random.default_rng(0)
+        noise = rng.standard_normal((STILL_FRAMES, *image.shape), dtype=np.float32) * STILL_NOISE
+        _NOISE_BANK[image.shape] = np.rint(noise).astype(np.int16)
+    return [np.clip(image + n, 0, 255).astype(np.uint8) for n in _NOISE_BANK[image.shape]]
+
+
+def play_stills(model: Path, *, conf: float | None = None, verify: bool | None = None, root: Path | None = None,
+                threads: int = 1, names: Sequence[str] = (), cache: bool = True) -> list[StillResult]:
+    """Hold every val image the detector boxes at all (or those ``names``) in view for 3 s;
+    how many alerts start?"""
+    import cv2
+
+    from firewatch.wiring import load_classifier, load_verifier
+    from vision.detectors import Detector
+    from vision.events import FireEvents
+    from vision.tracker import Tracker
+    from vision.types import Detections, Frame
+
+    settings = daemon_detection()
+    daemon = settings.settings if verify is None else settings.settings.model_copy(update={"verify": verify})
+    conf = settings.conf_threshold if conf is None else conf
+    detector = Detector(model, conf_threshold=STILL_BASE_CONF, iou_threshold=settings.iou_threshold, threads=threads)
+    classifier = load_classifier(settings.classifier_model)
+    images = [(p, fire) for p, fire in still_images(root or data_root()) if not names or p.name in names]
+    results = []
+    with progress_bar("bench video --stills", total=len(images), unit="image") as bar:
+        for path, fire in images:
+            bar.update(1)
+            clip = Clip(path.name, "stills", (path,), SEQUENCE_FPS, None)
+            cached = CachedDetector(detector, _cache_path(Path(model), clip, STILL_BASE_CONF, settings.iou_threshold)
+                                    if cache else None)
+            if cached.cached is None and not len(detector(cv2.imread(str(path)))):
+                continue  # never boxed, even at 0.1: it cannot alert
+            tracker, verifier = Tracker(), load_verifier(daemon)
+            events = FireEvents("still", detector.names, settings.event_config, classifier)
+            started = 0
+            for i, image in enumerate(held_still(path)):
+                found = cached(image)
+                keep = found.confidence >= conf
+                tracked = tracker.update(Detections(found.xyxy[keep], found.confidence[keep], found.class_id[keep]), image)
+                frame = Frame(image, i, i / SEQUENCE_FPS, i / SEQUENCE_FPS)
+                verdicts = None if verifier is None else verifier.update(image, tracked, events.alert_tracks).verdicts
+                started += sum(e.kind == "started" for e in events.update(tracked, frame, verdicts))
+            cached.save()
+            results.append(StillResult(path.name, fire, started))
+    return results
+
+
+def stills_line(results: Sequence[StillResult]) -> str:
+    free = [r for r in results if not r.fire]
+    fire = [r for r in results if r.fire]
+    return (f"held still 3 s (val images boxed at {STILL_BASE_CONF:g}): fire-free {sum(r.alerts > 0 for r in free)} of "
+            f"{len(free)} alerted ({sum(r.alerts for r in free)} alerts); fire photos {sum(r.alerts > 0 for r in fire)} "
+            f"of {len(fire)} alerted")
 
 
 def summarize(results: Sequence[ClipResult]) -> VideoSummary:
@@ -228,13 +323,25 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="inference threads")
     parser.add_argument("--splits", nargs="*", default=["val"], choices=["val", "train"],
                         help="which fire/ splits' sequences to include (train: seen in training)")
-    parser.add_argument("--clip", action="append", default=[], help="only this clip (repeatable)")
+    parser.add_argument("--clip", action="append", default=[],
+                        help="only this clip, or with --stills this image's file name (repeatable)")
     parser.add_argument("--verify", choices=["on", "off"], default=None,
                         help="temporal verification on or off (default: the daemon's FIREWATCH_VERIFY)")
+    parser.add_argument("--stills", action="store_true",
+                        help="hold every fire/ val image the detector boxes in view for 3 s instead of the clips")
     parser.add_argument("--no-cache", action="store_true", help="run the detector even where its boxes are cached")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
     verify = None if args.verify is None else args.verify == "on"
+    if args.stills:
+        stills = play_stills(args.model, conf=args.conf, verify=verify, threads=args.threads, names=args.clip,
+                             cache=not args.no_cache)
+        print(stills_line(stills))
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"model": str(args.model), "conf": args.conf, "verify": args.verify,
+                                             "stills": [asdict(r) for r in stills]}, indent=2))
+        return 0
     results = run(args.model, conf=args.conf, threads=args.threads, splits=args.splits, names=args.clip, verify=verify,
                   cache=not args.no_cache)
     summary = summarize(results)
