@@ -5,9 +5,11 @@ private chats only: in a group every member would see the face."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from html import escape
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, PhotoSize, Update, User
 from telegram.ext import (
@@ -19,7 +21,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.access import members_only
+from bot.access import Handler, members_only
 from bot.render import local_time
 from bot.services import services
 
@@ -49,12 +51,22 @@ async def _locked_out(message: Message, context: ContextTypes.DEFAULT_TYPE, user
     return until is not None
 
 
+def private_only(handler: Handler) -> Handler:
+    """End the conversation with a pointer to the private chat when used in a group."""
+    @functools.wraps(handler)
+    async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Any:
+        if update.effective_chat.type != "private":
+            await update.effective_message.reply_text(PRIVATE_ONLY)
+            return ConversationHandler.END
+        return await handler(update, context)
+
+    return wrapper
+
+
 @members_only
+@private_only
 async def ask_for_selfie(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     message = update.effective_message
-    if update.effective_chat.type != "private":
-        await message.reply_text(PRIVATE_ONLY)
-        return ConversationHandler.END
     if await _locked_out(message, context, update.effective_user.id):
         return ConversationHandler.END
     action = _action(message.text) or "arm"
@@ -66,11 +78,9 @@ async def ask_for_selfie(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 @members_only
+@private_only
 async def selfie_received(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     message = update.effective_message
-    if update.effective_chat.type != "private":
-        await message.reply_text(PRIVATE_ONLY)
-        return ConversationHandler.END
     action = context.user_data.pop("action", None) or _action(message.caption)
     if action is None:  # a bare selfie: ask what it is for, then use this photo
         context.user_data["photo"] = (message.photo[-1], message.forward_origin is not None)
@@ -130,12 +140,10 @@ async def not_a_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int
 
 
 @members_only
+@private_only
 async def document_with_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """A file captioned /disarm: ask for the same as a photo and wait for it."""
     message = update.effective_message
-    if update.effective_chat.type != "private":
-        await message.reply_text(PRIVATE_ONLY)
-        return ConversationHandler.END
     context.user_data["action"] = _action(message.caption) or "arm"
     await message.reply_text("Send the selfie as a photo, not as a file. Or /cancel.")
     return WAITING_SELFIE
