@@ -233,7 +233,7 @@ def fit(rows: list[Row], min_frames: int, c: float = 1.0) -> VerificationModel:
     lr = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y, sample_weight=w * len(y))
     return VerificationModel(
         NAMES, tuple(mean.tolist()), tuple(scale.tolist()), tuple(lr.coef_[0].tolist()), float(lr.intercept_[0]),
-        {0: (0.5,)}, {0: 0.25}, {k: v for k, v in LOG_OFFSET.items() if k in NAMES}, min_frames,
+        (0.5,), 0.25, {k: v for k, v in LOG_OFFSET.items() if k in NAMES}, min_frames,
     )
 
 
@@ -272,7 +272,7 @@ def simulate(clip: Clip, rows: list[Row], track_scores: list[float | None], mode
         if not ok:
             continue
         baseline = r.frame if baseline is None else min(baseline, r.frame)
-        if verified is None and s is not None and s >= model.threshold_for(int(r.features["window"]), r.class_id):
+        if verified is None and s is not None and s >= model.threshold_for(int(r.features["window"])):
             verified = r.frame
     return ClipAlerts(clip.name, baseline, verified)
 
@@ -283,24 +283,25 @@ def _logit(p: float) -> float:
 
 
 def choose_thresholds(oof: list[tuple[Clip, list[Row], list[float | None]]], min_frames: int,
-                      window: int) -> dict[int, tuple[float, ...]]:
-    """Per class and window length (min_frames .. window): just above the highest score any
-    fire-free or held-still clip of the pool reaches out of fold on a K-of-N-confirmed frame
-    of that class and length (a margin of MARGIN in logit units), so that none of them
-    alerts; none below 0.5. Short windows occur only in a stream's first ``window`` frames;
-    they get thresholds of their own because the fire-free tracks that score highest (smoke
-    boxes on passing cars) do so over a full window, and a fire that is in view when the
-    stream starts must not wait for it."""
-    worst: dict[int, np.ndarray] = {}
+                      window: int) -> tuple[float, ...]:
+    """Per window length (min_frames .. window): just above the highest score any fire-free or
+    held-still clip of the pool reaches out of fold on a K-of-N-confirmed frame of that length
+    (a margin of MARGIN in logit units), so that none of them alerts; none below 0.5. Short
+    windows occur only in a stream's first ``window`` frames; they get thresholds of their own
+    because the fire-free tracks that score highest (smoke boxes on passing cars) do so over a
+    full window, and a fire in view when the stream starts must not wait for it. One set for
+    every class: fire-class negatives of the pool hardly move (lamps, photos), so a fire-only
+    threshold would let through any moving thing boxed as fire (a hand moving bottles, seen at
+    detection threshold 0.2)."""
+    worst = np.full(window - min_frames + 1, -np.inf)
     for clip, rows, s in oof:
         if any(clip.positive):
             continue
         for r, x, ok in zip(rows, s, confirmed(clip, rows)):
             if ok and x is not None:
-                w = worst.setdefault(r.class_id, np.full(window - min_frames + 1, -np.inf))
                 k = min(int(r.features["window"]), window) - min_frames
-                w[k] = max(w[k], _logit(x))
-    return {c: tuple(max(0.5, float(1 / (1 + np.exp(-(x + MARGIN))))) for x in w) for c, w in sorted(worst.items())}
+                worst[k] = max(worst[k], _logit(x))
+    return tuple(max(0.5, float(1 / (1 + np.exp(-(x + MARGIN))))) for x in worst)
 
 
 def report(results: list[tuple[Clip, ClipAlerts]]) -> list[str]:
@@ -339,7 +340,7 @@ def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, win
         oof += [(pool[i], data[pool[i].name], scores(m, data[pool[i].name])) for i in held_idx]
     thresholds = choose_thresholds(oof, min_frames, window)
     final = fit(rows_of(pool), min_frames)
-    model = replace(final, thresholds=thresholds, hold_threshold={c: t[-1] / 2 for c, t in thresholds.items()})
+    model = replace(final, thresholds=thresholds, hold_threshold=thresholds[-1] / 2)
     # Held out: val by the pool's model (val is never fitted); each video by a model fitted without it.
     held = [(c, simulate(c, data[c.name], scores(model, data[c.name]), model)) for c in clips if c.split == "val"]
     for video in (c for c in clips if c.split == "video"):
@@ -348,9 +349,8 @@ def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, win
         held.append((video, simulate(video, data[video.name], scores(m, data[video.name]), m)))
     oof_results = [(c, simulate(c, r, s, model)) for c, r, s in oof if c.split == "train"]
     lines = [
-        f"### min_frames {min_frames}: thresholds by class and window length {min_frames}..{window}: "
-        + "; ".join(f"class {c}: " + " ".join(f"{x:.4f}" for x in t) + f" (hold {model.hold_threshold[c]:.3f})"
-                    for c, t in thresholds.items()),
+        f"### min_frames {min_frames}: thresholds by window length {min_frames}..{window}: "
+        + " ".join(f"{x:.4f}" for x in thresholds) + f"; hold {model.hold_threshold:.3f}",
         "coefficients (standardised): " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(NAMES, final.coef)),
         "held out (fire/ val: model fitted without val; videos: leave-one-video-out):",
         *report(held),

@@ -11,17 +11,17 @@ stored as plain numbers in ``models/verification.json``.
 The pixels are read from every buffered frame, not only from those since the track was first
 boxed: a fire that burned unseen before the detector boxed it has already flickered, so the
 verdict can come as soon as K-of-N confirms. A window shorter than ``window`` (the stream just
-started) is judged against its own, stricter threshold, fitted for that length.
+started) is judged against a threshold of its own, chosen for that length.
 
 A moving or shaking camera would make everything "move": each frame's global shift (phase
 correlation, ``vision.camera_motion``) is undone before frames are compared, and the track's
 region is followed back through the window by the accumulated shift, so a picture stays still
 while the camera pans and a fire still flickers.
 
-Per frame the stage makes one thumbnail (shared with camera-motion detection), one aligned
-difference and one integral image of three planes (grey, |difference|, reversed difference);
-every track's features are then a few gathers of rectangle sums, done for all
-tracks at once, so a track costs little more than its verdict's bookkeeping.
+Per frame the stage makes one thumbnail (shared with camera-motion detection) and, while there
+are tracks to judge, one aligned difference and one integral image of three planes (grey,
+|difference|, reversed difference); every track's features are then rectangle sums gathered
+for all tracks at once, so a track costs little more than its verdict's bookkeeping.
 """
 
 from __future__ import annotations
@@ -102,12 +102,11 @@ class VerificationModel:
 
     score = sigmoid(intercept + sum(coef_i * (t_i(f_i) - mean_i) / scale_i)) where t_i is
     log(f + offset_i) for features listed in ``log_offset``, else the identity.
-    ``thresholds[class_id][k]`` verifies a new track of that class from a window of
-    ``min_frames + k`` frames (the last one serves every longer window, which is every
-    window once the stream has run for ``window`` frames); each was chosen just above the
-    most fire-like fire-free track of that class and window length (``training/verification.py``).
-    A class without its own uses the strictest. ``hold_threshold[class_id]`` (lower) keeps
-    an open alert's track verified, so that one calm second does not flap an alert.
+    ``thresholds[k]`` verifies a new track from a window of ``min_frames + k`` frames (the
+    last one serves every longer window, which is every window once the stream has run for
+    ``window`` frames); each was chosen just above the most fire-like fire-free track of that
+    window length (``training/verification.py``). ``hold_threshold`` (lower) keeps an open
+    alert's track verified, so that one calm second does not flap an alert.
     """
 
     names: tuple[str, ...]
@@ -115,8 +114,8 @@ class VerificationModel:
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
-    thresholds: Mapping[int, tuple[float, ...]]
-    hold_threshold: Mapping[int, float]
+    thresholds: tuple[float, ...]
+    hold_threshold: float
     log_offset: Mapping[str, float] = field(default_factory=dict)
     min_frames: int = 3  # the shortest window it was fitted and its thresholds chosen for
 
@@ -125,8 +124,7 @@ class VerificationModel:
         d = json.loads(Path(path).read_text())
         return cls(
             tuple(d["names"]), tuple(d["mean"]), tuple(d["scale"]), tuple(d["coef"]), float(d["intercept"]),
-            {int(c): tuple(float(x) for x in t) for c, t in d["thresholds"].items()},
-            {int(c): float(t) for c, t in d["hold_threshold"].items()},
+            tuple(float(t) for t in d["thresholds"]), float(d["hold_threshold"]),
             dict(d.get("log_offset", {})), int(d.get("min_frames", 3)),
         )
 
@@ -134,8 +132,7 @@ class VerificationModel:
         return {
             "names": list(self.names), "mean": list(self.mean), "scale": list(self.scale),
             "coef": list(self.coef), "intercept": self.intercept,
-            "thresholds": {str(c): list(t) for c, t in self.thresholds.items()},
-            "hold_threshold": {str(c): t for c, t in self.hold_threshold.items()}, "log_offset": dict(self.log_offset),
+            "thresholds": list(self.thresholds), "hold_threshold": self.hold_threshold, "log_offset": dict(self.log_offset),
             "min_frames": self.min_frames,
         }
 
@@ -159,19 +156,11 @@ class VerificationModel:
         z = self.intercept + ((x - self.mean) / np.asarray(self.scale)) @ np.asarray(self.coef)
         return 1.0 / (1.0 + np.exp(-z))
 
-    def threshold_for(self, window: int, class_id: int) -> float:
-        def at(t: tuple[float, ...]) -> float:
-            return t[min(max(window - self.min_frames, 0), len(t) - 1)]
+    def threshold_for(self, window: int) -> float:
+        return self.thresholds[min(max(window - self.min_frames, 0), len(self.thresholds) - 1)]
 
-        if class_id in self.thresholds:
-            return at(self.thresholds[class_id])
-        return max(at(t) for t in self.thresholds.values())
-
-    def hold_for(self, class_id: int) -> float:
-        return self.hold_threshold.get(class_id, max(self.hold_threshold.values()))
-
-    def decide(self, score: float, alert_open: bool, class_id: int, window: int = 1 << 30) -> bool:
-        return score >= (self.hold_for(class_id) if alert_open else self.threshold_for(window, class_id))
+    def decide(self, score: float, alert_open: bool, window: int = 1 << 30) -> bool:
+        return score >= (self.hold_threshold if alert_open else self.threshold_for(window))
 
 
 # -- features ------------------------------------------------------------------------------
@@ -378,7 +367,6 @@ class Verifier:
         self._window = _Window(self.config.window)
         # Each track's recent boxes, with the frame count and camera position they were seen at.
         self._boxes: dict[int, deque[tuple[int, np.ndarray]]] = {}
-        self._class: dict[int, int] = {}  # each track's class id
         self._features: dict[int, dict[str, float]] = {}  # the latest features per track
         self._scores: dict[int, float] = {}  # and their scores
         self._moved_at: int | None = None
@@ -407,7 +395,6 @@ class Verifier:
         at = self._window.position[(now - 1) % self._window.n]
         offset = np.array([at[0], at[1], at[0], at[1]])
         ids = tracked.track_id.tolist()
-        self._class.update(zip(ids, tracked.class_id.tolist()))
         for tid, box in zip(ids, tracked.xyxy * np.float32(thumb.scale)):
             self._boxes.setdefault(tid, deque(maxlen=cfg.window)).append((now, box - offset))
         for tid, q in list(self._boxes.items()):
@@ -415,7 +402,6 @@ class Verifier:
                 q.popleft()  # older than the window
             if not q:
                 del self._boxes[tid]  # not seen for a whole window
-                self._class.pop(tid, None)
                 self._features.pop(tid, None)
                 self._scores.pop(tid, None)
         moving = self._moved_at is not None and self._moved_at > now - cfg.window
@@ -460,7 +446,7 @@ class Verifier:
             if score is None:
                 verdicts[tid] = TrackVerdict(tid, None, None, f, reason(f, None), moving)
                 continue
-            verified = self.model.decide(score, tid in open_tracks, self._class[tid], int(f["window"]))
+            verified = self.model.decide(score, tid in open_tracks, int(f["window"]))
             text = reason(f, verified) + ("; camera motion compensated" if moving else "")
             verdicts[tid] = TrackVerdict(tid, verified, score, f, text, moving)
         return verdicts

@@ -85,3 +85,22 @@ def test_verification_alerts_a_fire_no_later_and_not_a_parked_car(tmp_path: Path
     assert on["intel__car-detection"]["alerts"] == 0
     assert on["navid__fire4"]["first_alert_frame"] is not None
     assert on["navid__fire4"]["first_alert_frame"] <= off["navid__fire4"]["first_alert_frame"]
+
+
+# A fire-free val image (a lamp-lit room) that the detector confirms by K-of-N alone when held still.
+ROOM = "cairneg__Interior_Design_Ideas_3_.jpg"
+
+
+def test_stills_held_in_view_alert_only_without_verification(tmp_path: Path) -> None:
+    """Held still for 3 s, a lamp-lit room and a photo of a fire are confirmed by K-of-N
+    alone; with verification neither alerts (a photo of a fire is not a fire)."""
+    from bench.video import still_images
+
+    photo = next(p.name for p, fire in still_images(data_root()) if fire and p.name.startswith("lz__"))
+    args = ["--stills", "--clip", ROOM, "--clip", photo]
+    off = {s["image"]: s for s in _bench(tmp_path, "off", "--verify", "off", *args)["stills"]}
+    on = {s["image"]: s for s in _bench(tmp_path, "on", "--verify", "on", *args)["stills"]}
+    assert off.keys() == on.keys() == {ROOM, photo}
+    assert off[ROOM]["alerts"] >= 1 and not off[ROOM]["fire"]
+    assert off[photo]["alerts"] >= 1 and off[photo]["fire"]
+    assert on[ROOM]["alerts"] == 0 and on[photo]["alerts"] == 0

@@ -133,22 +133,19 @@ def test_a_fire_photo_held_by_a_shaking_camera_is_not_verified(detect) -> None: 
 
 def test_hysteresis_an_open_alert_needs_less() -> None:
     model = VerificationModel.load(DEFAULT_MODEL)
-    for class_id in model.thresholds:
-        threshold = model.threshold_for(model.min_frames + 100, class_id)
-        assert model.hold_for(class_id) < threshold
-        between = (model.hold_for(class_id) + threshold) / 2
-        assert not model.decide(between, alert_open=False, class_id=class_id)
-        assert model.decide(between, alert_open=True, class_id=class_id)
+    assert model.hold_threshold < model.threshold_for(15)
+    between = (model.hold_threshold + model.threshold_for(15)) / 2
+    assert not model.decide(between, alert_open=False)
+    assert model.decide(between, alert_open=True)
 
 
-def test_thresholds_by_class_and_window() -> None:
+def test_thresholds_by_window_length() -> None:
     model = VerificationModel.load(DEFAULT_MODEL)
-    smoke = model.thresholds[1]
+    assert len(model.thresholds) == VerificationConfig().window - model.min_frames + 1
     # A full window reads the last threshold, however long the stream has run.
-    assert model.threshold_for(15, 1) == model.threshold_for(1000, 1) == smoke[-1]
-    assert model.threshold_for(model.min_frames, 1) == smoke[0]
-    # A class without thresholds of its own gets the strictest.
-    assert model.threshold_for(15, 99) == max(t[-1] for t in model.thresholds.values())
+    assert model.threshold_for(15) == model.threshold_for(1000) == model.thresholds[-1]
+    assert model.threshold_for(model.min_frames) == model.thresholds[0]
+    assert all(0.5 <= t < 1 for t in model.thresholds)
 
 
 def test_box_features_see_growth_and_a_steady_outline() -> None:
