@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -123,8 +124,14 @@ class CachedDetector:
             self.path.write_bytes(pickle.dumps(self.computed))
 
 
+@functools.lru_cache(maxsize=8)
+def _digest(model: Path, mtime_ns: int, size: int) -> str:
+    return hashlib.sha1(model.read_bytes()).hexdigest()[:16]
+
+
 def _cache_path(model: Path, clip: Clip, conf: float, iou: float) -> Path:
-    digest = hashlib.sha1(model.read_bytes()).hexdigest()[:16]
+    stat = model.stat()
+    digest = _digest(model.resolve(), stat.st_mtime_ns, stat.st_size)
     return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}.pkl"
 
 

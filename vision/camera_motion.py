@@ -103,6 +103,8 @@ def _agreement(prev: np.ndarray, cur: np.ndarray, shift: tuple[float, float], gr
     raw = np.abs(cur - prev)[m : h - m, m : w - m]
     aligned = np.abs(cur - moved)[m : h - m, m : w - m]
     ch, cw = raw.shape[0] // grid, raw.shape[1] // grid
+    if ch == 0 or cw == 0:  # a shift of most of the picture: nothing left to compare
+        return 0.0, 0
 
     def cells(x: np.ndarray) -> np.ndarray:  # the mean of each cell, (grid, grid)
         return x[: grid * ch, : grid * cw].reshape(grid, ch, grid, cw).mean(axis=(1, 3))

@@ -73,7 +73,7 @@ def test_cli_replays_a_clip_and_writes_json(tmp_path: Path) -> None:
     assert again["clips"][0]["first_alert_frame"] == clip["first_alert_frame"]
 
 
-def test_verification_alerts_a_fire_no_later_and_not_a_parked_car(tmp_path: Path) -> None:
+def test_verification_alerts_a_fire_no_later_and_not_the_car_clip(tmp_path: Path) -> None:
     """The car clip (cars seen from above, a camera that reads as moving while they pass)
     alerted through K-of-N alone; verified on aligned frames, it does not. The fireplace
     alerts at the same frame with verification as without it."""
