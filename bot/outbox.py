@@ -53,6 +53,13 @@ MEDIA_TIMEOUT_S = 60.0
 # to stay inside Telegram's 30 messages a second.
 PARALLEL_CHATS = 8
 STOP_GRACE_S = 5.0  # at shutdown, sends in flight get this long to be answered
+# An alert's first message goes to every chat within a moment, the same to each: it is read
+# (alert, history, snooze, photo) once for them all, and again after this. A change in that
+# moment reaches every chat anyway, by the edit it queues. (A fleet's bot: bench/fleet.py.)
+SHOWN_REUSE_S = 1.0
+# Other processes queue deliveries too (a fleet's edges, the command line), and nothing wakes
+# this one then: with nothing due, it looks again this often.
+IDLE_POLL_S = 1.0
 
 
 class TelegramEdit(enum.Enum):
@@ -73,6 +80,16 @@ class _Postpone(Exception):
 
 class _Undeliverable(Exception):
     """The delivery can never go (its alert's message never arrived, or is not known)."""
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """An alert's first message, as every chat receives it."""
+
+    alert: Alert
+    caption: str
+    keyboard: object  # InlineKeyboardMarkup
+    photo: bytes | None  # None: the snapshot is gone, the alert goes as text
 
 
 @dataclass
@@ -96,6 +113,7 @@ class OutboxSender:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._held_until = 0.0  # monotonic: flood control or an outage holds every chat till then
+        self._shown: dict[int, tuple[float, asyncio.Task[_Shown]]] = {}  # alert id -> (read until, reading)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -164,8 +182,8 @@ class OutboxSender:
     async def _next_due_in(self) -> float:
         next_at = await asyncio.to_thread(self.store.next_due_at, CHANNEL)
         if next_at is None:
-            return 60.0
-        return max(0.05, min(60.0, (next_at - _now()).total_seconds()))
+            return IDLE_POLL_S
+        return max(0.05, min(IDLE_POLL_S, (next_at - _now()).total_seconds()))
 
     async def _deliver_and_hold(self, claimed: Delivery) -> None:
         try:
@@ -243,14 +261,14 @@ class OutboxSender:
         if d.kind is DeliveryKind.TEXT:
             msg = await self.bot.send_message(d.chat_id, d.text, parse_mode=ParseMode.HTML)
             return msg.message_id
+        if d.kind is DeliveryKind.ALERT:
+            msg = await self._send_photo(d.chat_id, await self._first_message(d.alert_id))  # type: ignore[arg-type]
+            return msg.message_id
         alert = await asyncio.to_thread(self.store.get_alert, d.alert_id)
         if alert is None:
             raise BadRequest("alert no longer exists")
         caption = await asyncio.to_thread(caption_of, self.store, alert)
         keyboard = await asyncio.to_thread(keyboard_of, self.store, alert)
-        if d.kind is DeliveryKind.ALERT:
-            msg = await self._send_photo(d.chat_id, alert, caption, keyboard)
-            return msg.message_id
         message_id = await self._alert_message(alert.id, d.chat_id)
         edit = EDITS[d.kind]
         if edit is TelegramEdit.MEDIA and alert.clip_path:
@@ -293,18 +311,40 @@ class OutboxSender:
     def _media_timeouts(self) -> dict[str, float]:
         return {"read_timeout": self.media_timeout_s, "write_timeout": self.media_timeout_s}
 
-    async def _send_photo(self, chat_id: int, alert: Alert, caption: str, keyboard) -> Message:  # type: ignore[no-untyped-def]
+    async def _first_message(self, alert_id: int) -> _Shown:
+        """The alert's first message: read once for the chats it goes to at the same time."""
+        now = time.monotonic()
+        self._shown = {k: v for k, v in self._shown.items() if v[0] > now}
+        if alert_id not in self._shown:
+            self._shown[alert_id] = (now + SHOWN_REUSE_S, asyncio.create_task(self._read_first_message(alert_id)))
+        reading = self._shown[alert_id][1]
+        try:
+            return await asyncio.shield(reading)  # one chat's send cancelled stops no other's read
+        except Exception:
+            if self._shown.get(alert_id, (0, None))[1] is reading:
+                del self._shown[alert_id]  # a failed read is not reused
+            raise
+
+    async def _read_first_message(self, alert_id: int) -> _Shown:
+        alert = await asyncio.to_thread(self.store.get_alert, alert_id)
+        if alert is None:
+            raise BadRequest("alert no longer exists")
+        caption = await asyncio.to_thread(caption_of, self.store, alert)
+        keyboard = await asyncio.to_thread(keyboard_of, self.store, alert)
         # A file on this machine, or an edge's snapshot in the database.
         photo = await asyncio.to_thread(self.store.read_snapshot, alert.snapshot_path)
-        if photo is not None:
+        return _Shown(alert, caption, keyboard, photo)
+
+    async def _send_photo(self, chat_id: int, shown: _Shown) -> Message:
+        if shown.photo is not None:
             return await self.bot.send_photo(
-                chat_id, photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=keyboard,
-                **self._media_timeouts,
+                chat_id, shown.photo, caption=shown.caption, parse_mode=ParseMode.HTML,
+                reply_markup=shown.keyboard, **self._media_timeouts,  # type: ignore[arg-type]
             )
         # The snapshot could not be written (disk full) or was purged: the alert still goes out.
         return await self.bot.send_message(
-            chat_id, caption + "\n(snapshot unavailable)", parse_mode=ParseMode.HTML,
-            reply_markup=keyboard,
+            chat_id, shown.caption + "\n(snapshot unavailable)", parse_mode=ParseMode.HTML,
+            reply_markup=shown.keyboard,  # type: ignore[arg-type]
         )
 
 

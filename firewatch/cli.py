@@ -382,6 +382,7 @@ BENCHMARKS = {
     "operating-point": "bench.operating_point",
     "video": "bench.video",
     "cameras": "bench.cameras",
+    "fleet": "bench.fleet",
 }
 
 

@@ -15,9 +15,9 @@ from firewatch.config import Settings
 from firewatch.source_hint import SourceHint
 from sinks.mqtt import Broker, MqttPublisher, MqttSettings
 from sinks.mqtt_arming import StoreArming
+from sinks.mqtt_topics import Topics
 from storage import Store
 from storage.spool import Spool, SpoolingStore
-from sinks.mqtt_topics import Topics
 from vision.clips import ClipConfig
 from vision.events import EventConfig
 from vision.pipeline import Pipeline

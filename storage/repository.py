@@ -44,7 +44,6 @@ from storage.models import (
 _ARM_ROW = 1
 # An alert as the recorder names it: its id, or its key (all an edge knows while it spools).
 AlertRef = int | str
-_CLAIM_TRIES = 5  # SQLite: rows another sender took between our read and our update
 
 
 class Store:
@@ -410,7 +409,6 @@ class Store:
                 s.add_all(Delivery(alert_id=a.id, channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.ALERT_CLIP)
                           for c in chats)
 
-
     @staticmethod
     def _alert(s: Session, alert_id: AlertRef) -> Alert:
         alert = (s.scalar(select(Alert).where(Alert.key == alert_id)) if isinstance(alert_id, str)
@@ -526,38 +524,35 @@ class Store:
 
         Safe with several senders on one database (two bot processes while one restarts):
         on PostgreSQL the row is picked ``FOR UPDATE SKIP LOCKED``, so each sender takes a
-        different row without waiting; the conditional update keeps SQLite, which has no
-        row locks, from handing one row out twice. A recipient's next delivery waits until
-        its earlier one is settled, so two senders never reorder one chat's messages.
+        different row without waiting; SQLite, which has no row locks, runs the one statement
+        (pick, mark and return the row) under its single writer lock. A recipient's next
+        delivery waits until its earlier one is settled, so two senders never reorder one
+        chat's messages. One statement, not a pick, an update and a read: a fleet's bot
+        claims every delivery of every edge (bench/fleet.py).
         """
         now = now or utcnow()
-        unsettled_before = _earlier_unsettled()
         pick = (
             select(Delivery.id)
             .where(
                 Delivery.status == DeliveryStatus.PENDING,
                 Delivery.next_attempt_at <= now,
-                ~unsettled_before,
+                ~_earlier_unsettled(),
                 *_of_channel(channel),
             )
             .order_by(Delivery.id)
             .limit(1)
             .with_for_update(skip_locked=True)
+            .correlate(None)  # its own FROM deliveries, not the UPDATE's row
+            .scalar_subquery()
         )
-        for _ in range(_CLAIM_TRIES):
-            with self._tx() as s:
-                delivery_id = s.scalar(pick)
-                if delivery_id is None:
-                    return None
-                taken = s.execute(
-                    update(Delivery)
-                    .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
-                    .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
-                    .execution_options(synchronize_session=False)
-                )
-                if taken.rowcount:
-                    return s.get(Delivery, delivery_id)
-        return None  # lost every race: the other senders are draining the outbox
+        with self._tx() as s:
+            return s.scalar(
+                update(Delivery)
+                .where(Delivery.id == pick, Delivery.status == DeliveryStatus.PENDING)
+                .values(status=DeliveryStatus.SENDING, attempts=Delivery.attempts + 1)
+                .returning(Delivery)
+                .execution_options(synchronize_session=False)
+            )
 
     def next_due_at(self, channel: str | None = None) -> datetime | None:
         with self._tx() as s:

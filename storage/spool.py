@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # The recorder's writes, by the Store method that applies them.
 WRITES = frozenset({"record_alert", "update_alert", "clear_alert", "record_camera_event", "queue_notice",
-                    "save_snapshot"})
+                    "save_snapshot", "attach_clip"})
 DEFAULT_RETRY_S = 5.0
 # A snapshot saved while the database is away is named this way until the replay stores it;
 # the writes that name it get the database's reference instead.
@@ -222,6 +222,9 @@ class SpoolingStore:
     def queue_notice(self, text: str) -> None:
         self._write("queue_notice", {"text": text})
 
+    def attach_clip(self, alert_id: int | str, clip_path: str) -> Alert | None:
+        return self._write("attach_clip", {"alert_id": alert_id, "clip_path": clip_path})
+
     def save_snapshot(self, data: bytes, content_type: str = "image/jpeg") -> str:
         """The database's reference, or while it is away a spooled one that the replay turns
         into it (in the writes that name it)."""
@@ -248,9 +251,9 @@ class SpoolingStore:
     def _apply(self, op: str, args: dict[str, Any], *, replay: bool) -> Any:
         args = dict(args)
         spooled_as = args.pop("_as", None)
-        path = args.get("snapshot_path")
-        if isinstance(path, str) and path.startswith(SPOOLED_SNAPSHOT_PREFIX):
-            args["snapshot_path"] = self.spool.stored_snapshot(path)
+        for name, value in args.items():  # a snapshot (or clip) saved while the database was away
+            if isinstance(value, str) and value.startswith(SPOOLED_SNAPSHOT_PREFIX):
+                args[name] = self.spool.stored_snapshot(value)
         result = getattr(self.store, op)(**args)
         if replay and spooled_as is not None:
             self.spool.name_snapshot(spooled_as, result)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from bot.alerts import AlertRecorder
 from storage import Store, upgrade
-from storage.models import AlertStatus, DeliveryKind
+from storage.models import SNAPSHOT_MAX_BYTES, AlertStatus, DeliveryKind
 from storage.spool import Spool, SpoolingStore
 from tests.support.servers import PostgresCluster, create_database, own_postgres_cluster
 from vision.types import FireEvent, HealthEvent
@@ -199,3 +200,20 @@ def test_spooled_values_come_back_as_written(tmp_path: Path) -> None:
     assert spool.first().args == {"alert_id": 3, "at": when + timedelta(seconds=5)}  # type: ignore[union-attr]
     assert len(spool) == 1
     spool.close()
+
+
+def test_a_snapshot_saved_while_down_is_stored_and_named_in_its_alert_at_the_replay(
+        edge: SpoolingStore, cluster: PostgresCluster) -> None:
+    jpeg = b"\xff\xd8 a snapshot taken while the database was away \xff\xd9"
+    recorder = AlertRecorder(edge, can_push=True, edge="north")
+    cluster.stop()
+    spooled = edge.save_snapshot(jpeg)
+    assert spooled.startswith("spool:snapshot/")
+    recorder.record(replace(fire("started", at(0)), snapshot=spooled))
+    with pytest.raises(ValueError, match="cap"):  # refused at once, as the database would
+        edge.save_snapshot(b"x" * (SNAPSHOT_MAX_BYTES + 1))
+    cluster.start()
+    wait_until(lambda: not edge.spooling)
+    (alert,), _ = edge.recent_alerts()
+    assert alert.snapshot_path.startswith("db:snapshot/")  # type: ignore[union-attr]
+    assert edge.load_snapshot(alert.snapshot_path) == jpeg  # type: ignore[arg-type]
