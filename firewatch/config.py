@@ -46,6 +46,11 @@ from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_VERIFI
 from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
+# The detector's threshold when none is set: lower with temporal verification on, which holds
+# back the fire-like things a lower threshold lets in (firewatch bench video --conf sweep:
+# README, "How a fire is confirmed"); K-of-N alone needs the higher one.
+VERIFIED_DETECT_CONFIDENCE = 0.2
+PLAIN_DETECT_CONFIDENCE = 0.25
 DEFAULT_CONFIG_FILES = (Path("firewatch.yaml"), Path("firewatch.yml"), Path("firewatch.toml"))
 # The file that load_settings chose, for the settings source (pydantic-settings builds its
 # sources in a classmethod that sees no per-call argument).
@@ -106,8 +111,9 @@ class Settings(BaseSettings):
     inference_threads: int = Field(1, ge=1, le=64)
     trt_cache_dir: Path | None = None
 
-    # Detection and confirmation
-    detect_confidence: float = Field(0.25, gt=0, lt=1)
+    # Detection and confirmation. Unset or empty: VERIFIED_DETECT_CONFIDENCE with
+    # verification on, PLAIN_DETECT_CONFIDENCE with it off.
+    detect_confidence: float | None = Field(None, gt=0, lt=1)
     nms_iou: float = Field(0.5, gt=0, lt=1)
     confirm_hits: int = Field(3, ge=1)
     confirm_window: int = Field(5, ge=1)
@@ -172,7 +178,8 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("bot_token", "database_url", "snapshot_dir", "trt_cache_dir", "config", "mqtt_url", mode="before")
+    @field_validator("bot_token", "database_url", "snapshot_dir", "trt_cache_dir", "config", "mqtt_url",
+                     "detect_confidence", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -214,6 +221,12 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9._-]{1,48}", value.strip()):
             raise ValueError("must be 1-48 letters, digits, '.', '_' or '-' (it prefixes camera names: site/camera)")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _detect_confidence_follows_verification(self) -> Settings:
+        if self.detect_confidence is None:
+            self.detect_confidence = VERIFIED_DETECT_CONFIDENCE if self.verify else PLAIN_DETECT_CONFIDENCE
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_quiet(self) -> Settings:

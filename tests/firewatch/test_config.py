@@ -115,3 +115,13 @@ def test_detector_runtime_is_one_the_registry_knows(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("FIREWATCH_DETECTOR_RUNTIME", "openvino")
     with pytest.raises(ConfigError, match=r"^FIREWATCH_DETECTOR_RUNTIME: must be one of onnxruntime$"):
         load_settings(env_file=None)
+
+
+def test_detection_threshold_follows_verification_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firewatch.config import PLAIN_DETECT_CONFIDENCE, VERIFIED_DETECT_CONFIDENCE
+
+    assert load_settings(env_file=None).detect_confidence == VERIFIED_DETECT_CONFIDENCE < PLAIN_DETECT_CONFIDENCE
+    monkeypatch.setenv("FIREWATCH_VERIFY", "false")
+    assert load_settings(env_file=None).detect_confidence == PLAIN_DETECT_CONFIDENCE
+    monkeypatch.setenv("FIREWATCH_DETECT_CONFIDENCE", "0.4")
+    assert load_settings(env_file=None).detect_confidence == 0.4
