@@ -120,3 +120,28 @@ def test_enabled_arming_is_a_switch_and_every_change_is_audited(mqtt_broker: Mqt
 def test_command_words() -> None:
     assert (parse_command(b"ARM"), parse_command(b" disarm\n"), parse_command(b"on"), parse_command(b"\xff")) == (
         True, False, None, None)
+
+
+def test_the_daemon_settings_turn_arming_on_and_name_the_client_not_the_password(  # type: ignore[no-untyped-def]
+        mqtt_broker: MqttBroker, listen, store: Store, commander: mqtt.Client) -> None:
+    from firewatch.config import load_settings
+    from firewatch.wiring import mqtt_publisher
+
+    url = f"mqtt://ha:broker-s3cret@{mqtt_broker.host}:{mqtt_broker.port}"
+    off = mqtt_publisher(load_settings(env_file=None, mqtt_url=url), lambda: True, store)
+    assert off is not None and not off.settings.arming  # FIREWATCH_MQTT_ARMING defaults to false
+    settings = load_settings(env_file=None, mqtt_url=url, mqtt_topic_prefix="fwa3", mqtt_arming=True)
+    live = listen("fwa3/#")
+    publisher = mqtt_publisher(settings, lambda: store.arm_state().armed, store)
+    assert publisher is not None and publisher.settings.arming
+    publisher.start()
+    try:
+        assert live.last("fwa3/status")[0] == b"online"
+        send(commander, "fwa3/arm_state/set", "DISARM")
+        wait_until(lambda: not store.arm_state().armed)
+        (entry,) = store.audit_log()
+        assert entry.method == "mqtt" and publisher.settings.client_id in entry.detail and "user ha" in entry.detail
+        assert "broker-s3cret" not in entry.detail
+        assert all("broker-s3cret" not in d.text for d in store.deliveries())
+    finally:
+        publisher.stop()
