@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.data import DATA
 # The real servers (PostgreSQL, Mosquitto) and a fresh database per test.
-from tests.support.servers import mqtt_broker, postgres_database, postgres_server  # noqa: F401
+from tests.support.servers import mqtt_broker, postgres_cluster, postgres_database, postgres_server  # noqa: F401
 
 # Ultralytics probes the network when imported unless told it is offline; any test
 # module may import it, so this must hold before the first import.

@@ -18,7 +18,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,14 +28,14 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder
 
 from bot.alerts import AlertRecorder
 from bot.outbox import OutboxSender
-from storage import Store, upgrade
+from storage import Store
 from storage.models import DeliveryKind
 from storage.spool import Spool, SpoolingStore
 from tests.support.bot_harness import TOKEN
 from tests.support.botapi import BotApiServer
 from tests.support.daemon_rig import ALERT_RE
 from tests.support.data import FIRE2, REPO
-from tests.support.servers import PostgresCluster, create_database, own_postgres_cluster
+from tests.support.servers import PostgresCluster, migrated_database
 from vision.types import FireEvent
 
 pytestmark = pytest.mark.slow
@@ -43,18 +43,14 @@ OPERATORS = (1001, 1002)
 BASE = datetime(2026, 11, 30, 21, 0, tzinfo=timezone.utc).timestamp()  # capture times, in the past
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PostgresCluster]:
-    with own_postgres_cluster() as c:
-        yield c
+@pytest.fixture
+def cluster(postgres_cluster: PostgresCluster) -> PostgresCluster:
+    return postgres_cluster
 
 
 @pytest.fixture
 def db_url(cluster: PostgresCluster) -> str:
-    if not cluster.running():  # a test that failed while it was stopped
-        cluster.start()
-    url = create_database(cluster.url)
-    upgrade(url)
+    url = migrated_database(cluster)
     store = Store(url)
     for chat in OPERATORS:
         store.add_chat(chat)

@@ -14,29 +14,24 @@ from pathlib import Path
 import pytest
 
 from bot.alerts import AlertRecorder
-from storage import Store, upgrade
+from storage import Store
 from storage.models import SNAPSHOT_MAX_BYTES, AlertStatus, DeliveryKind
 from storage.spool import Spool, SpoolingStore
-from tests.support.servers import PostgresCluster, create_database, own_postgres_cluster
+from tests.support.servers import PostgresCluster, migrated_database
 from vision.types import FireEvent, HealthEvent
 
 PASSWORD = "spool-s3cret-pw"  # trust auth ignores it; it must never reach a log line
 CHATS = (11, -100)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PostgresCluster]:
-    with own_postgres_cluster() as c:
-        yield c
+@pytest.fixture
+def cluster(postgres_cluster: PostgresCluster) -> PostgresCluster:
+    return postgres_cluster
 
 
 @pytest.fixture
 def db_url(cluster: PostgresCluster) -> str:
-    if not cluster.running():  # a test that failed while it was stopped
-        cluster.start()
-    url = create_database(cluster.url, password=PASSWORD)
-    upgrade(url)
-    return url
+    return migrated_database(cluster, password=PASSWORD)
 
 
 @pytest.fixture

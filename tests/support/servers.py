@@ -151,6 +151,25 @@ def create_database(admin_url: str, password: str | None = None) -> str:
     return (url.set(password=password) if password else url).render_as_string(hide_password=False)
 
 
+@pytest.fixture(scope="module")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL of the test module's own, which its tests may stop and start (an outage)."""
+    with own_postgres_cluster() as cluster:
+        yield cluster
+
+
+def migrated_database(cluster: PostgresCluster, password: str | None = None) -> str:
+    """A new database on ``cluster``, migrated; the cluster is started first if a test that
+    failed left it stopped."""
+    from storage import upgrade
+
+    if not cluster.running():
+        cluster.start()
+    url = create_database(cluster.url, password)
+    upgrade(url)
+    return url
+
+
 @contextmanager
 def own_postgres() -> Iterator[str]:
     """A throwaway cluster on a free port; yields its admin URL (database ``postgres``)."""
