@@ -52,7 +52,8 @@ def normalised_box(event: FireEvent) -> list[float] | None:
 
 def alert_key(edge: str, camera: str) -> str:
     """A new alert's name, unique across a fleet: which edge, which camera, which fire."""
-    return f"{edge}/{camera}/{uuid.uuid4().hex}"
+    where = camera if camera.startswith(f"{edge}/") else f"{edge}/{camera}"  # an edge's cameras say it
+    return f"{where}/{uuid.uuid4().hex}"
 
 
 @dataclass
@@ -171,6 +172,8 @@ class AlertRecorder:
             return RecordResult()
         alert = self.store.attach_clip(alert_id, e.path)
         log.info("alert %s: onset clip of %.1f s (%d frames, %s)", _label(alert_id), e.seconds, e.frames, e.codec)
+        if alert is None:  # spooled while the database is away: the replay attaches it
+            return RecordResult()
         return RecordResult(alert.id, queued=alert.pushed)
 
     def _health(self, e: HealthEvent) -> RecordResult:
@@ -187,8 +190,8 @@ class AlertRecorder:
 
 
 def _label(alert: AlertRef) -> str:
-    """How logs name an alert: "#12", or its key while it waits in the spool."""
-    return f"#{alert}" if isinstance(alert, int) else f"{alert} (spooled)"
+    """How logs name an alert: "#12", or its key if it was recorded while the database was away."""
+    return f"#{alert}" if isinstance(alert, int) else alert
 
 
 def watching(statuses: Iterable[PipelineStatus]) -> dict[str, bool]:

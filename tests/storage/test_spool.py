@@ -18,7 +18,7 @@ from storage import Store
 from storage.models import SNAPSHOT_MAX_BYTES, AlertStatus, DeliveryKind
 from storage.spool import Spool, SpoolingStore
 from tests.support.servers import PostgresCluster, migrated_database
-from vision.types import FireEvent, HealthEvent
+from vision.types import ClipEvent, FireEvent, HealthEvent
 
 PASSWORD = "spool-s3cret-pw"  # trust auth ignores it; it must never reach a log line
 CHATS = (11, -100)
@@ -93,7 +93,7 @@ def test_a_fire_recorded_while_postgresql_is_down_arrives_once_with_its_times(
     assert (one.first_seen, one.last_seen, one.cleared_at) == (utc(at(0)), utc(at(5)), utc(at(15)))
     assert (one.peak_confidence, one.peak_area, one.status) == (0.9, 0.05, AlertStatus.CLEARED)
     assert (two.first_seen, two.last_seen, two.cleared_at) == (utc(at(6)), utc(at(9)), utc(at(12)))
-    assert two.key is not None and two.key.startswith("north/north/yard/")
+    assert two.key is not None and two.key.startswith("north/yard/")  # the edge is in the camera name
     for alert in (one, two):  # the message that carries it: once per chat
         firsts = [d.chat_id for d in check.deliveries(alert.id) if d.kind is DeliveryKind.ALERT]
         assert sorted(firsts) == sorted(CHATS)
@@ -212,3 +212,16 @@ def test_a_snapshot_saved_while_down_is_stored_and_named_in_its_alert_at_the_rep
     (alert,), _ = edge.recent_alerts()
     assert alert.snapshot_path.startswith("db:snapshot/")  # type: ignore[union-attr]
     assert edge.load_snapshot(alert.snapshot_path) == jpeg  # type: ignore[arg-type]
+
+
+def test_an_onset_clip_cut_while_down_is_attached_at_the_replay(edge: SpoolingStore, cluster: PostgresCluster) -> None:
+    recorder = AlertRecorder(edge, can_push=True, edge="north")
+    cluster.stop()
+    recorder.record(fire("started", at(0)))
+    clip = ClipEvent(camera="north/yard", track_id=7, path="/var/lib/firewatch/clips/7.mp4", t=5.0, wall=at(5),
+                     frames=40, seconds=5.0, codec="h264")
+    assert recorder.record(clip).alert_id is None  # kept for the replay, not lost
+    cluster.start()
+    wait_until(lambda: not edge.spooling)
+    (alert,), _ = edge.recent_alerts()
+    assert alert.clip_path == clip.path
