@@ -59,7 +59,7 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     log.info("firewatch starting as %s: cameras %s, database %s",
              f"edge {settings.site!r}" if settings.role == EDGE else f"role {settings.role!r}",
              ", ".join(repr(c.name) for c in cameras) or "none", _safe_url(settings.db_url))
-    mqtt = mqtt_publisher(settings, lambda: store.arm_state().armed) if cameras else None
+    mqtt = mqtt_publisher(settings, store) if cameras else None
     extra_sinks = [mqtt] if mqtt is not None else []
     try:
         if mqtt is not None:

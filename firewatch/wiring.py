@@ -122,9 +122,9 @@ def build_pipelines(
     return pipelines
 
 
-def mqtt_publisher(settings: Settings, armed: Callable[[], bool], store: Store | None = None) -> MqttPublisher | None:
-    """The MQTT sink when ``FIREWATCH_MQTT_URL`` is set, else None; ``armed`` reads the arm state,
-    and with ``FIREWATCH_MQTT_ARMING`` commands change it in ``store``."""
+def mqtt_publisher(settings: Settings, store: Store) -> MqttPublisher | None:
+    """The MQTT sink when ``FIREWATCH_MQTT_URL`` is set, else None. It reports ``store``'s arm
+    state, and with ``FIREWATCH_MQTT_ARMING`` its commands change it there."""
     if settings.mqtt is None:
         return None
     topics = Topics(prefix=settings.mqtt_topic_prefix, discovery_prefix=settings.mqtt_discovery_prefix)
@@ -134,11 +134,12 @@ def mqtt_publisher(settings: Settings, armed: Callable[[], bool], store: Store |
     client_id = f"{topics.prefix.replace('/', '-')}-{box}"
     broker = Broker.from_url(settings.mqtt)
     arm = None
-    if settings.mqtt_arming and store is not None:
+    if settings.mqtt_arming:
         who = f"{topics.arm_command} on {broker}, client {client_id}" + (f", user {broker.username}" if broker.username else "")
         arm = StoreArming(store, who, timedelta(hours=settings.rearm_after_h))
     return MqttPublisher(MqttSettings(broker=broker, topics=topics, client_id=client_id, arming=arm is not None),
-                         [camera.name for camera in settings.camera_configs], armed=armed, arm=arm)
+                         [camera.name for camera in settings.camera_configs],
+                         armed=lambda: store.arm_state().armed, arm=arm)
 
 
 def alert_store(settings: Settings, store: Store) -> Store | SpoolingStore:

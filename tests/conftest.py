@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from storage import Store, upgrade
 from tests.support.data import DATA
 # The real servers (PostgreSQL, Mosquitto) and a fresh database per test.
 from tests.support.servers import mqtt_broker, postgres_cluster, postgres_database, postgres_server  # noqa: F401
@@ -31,3 +33,13 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.detector import export_untrained
 
     return export_untrained(root / "fire-detector-p.onnx")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated SQLite store of its own (modules that need more, or PostgreSQL, override it)."""
+    url = f"sqlite:///{tmp_path / 'fw.db'}"
+    upgrade(url)
+    s = Store(url)
+    yield s
+    s.close()

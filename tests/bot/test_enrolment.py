@@ -4,7 +4,6 @@ real faces of the shared data, with a real SQLite store and the real face encode
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +30,6 @@ pytestmark = pytest.mark.skipif(not (DATASET / SELFIE).is_file() or not KNN.is_d
 @pytest.fixture(scope="module")
 def encoder() -> FaceEncoder:
     return FaceEncoder()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'fw.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    s.close()
 
 
 def identities() -> dict[str, str]:

@@ -23,7 +23,7 @@ import pytest_asyncio
 from telegram import Bot
 
 from bot.outbox import OutboxSender
-from storage import Store, upgrade
+from storage import Store
 from storage.models import AlertStatus, DeliveryKind, DeliveryStatus
 from tests.support.bot_harness import TOKEN
 from tests.support.botapi import BotApiServer, Message
@@ -33,15 +33,6 @@ from vision.clips import encode_mp4
 
 needs_daemon_data = pytest.mark.skipif(len(FIRE2) != 51 or not SHIPPED_DETECTOR.is_file(),
                                        reason="needs the shared fire2_mp4 frames and the shipped detector")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'fw.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

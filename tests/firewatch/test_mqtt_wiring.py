@@ -11,17 +11,18 @@ from bot.redaction import RedactingFilter, url_password
 from firewatch.config import ConfigError, load_settings
 from firewatch.wiring import mqtt_publisher
 from sinks.mqtt import Broker
+from storage import Store
 
 
-def test_off_by_default() -> None:
-    assert mqtt_publisher(load_settings(env_file=None), lambda: True) is None
+def test_off_by_default(store: Store) -> None:
+    assert mqtt_publisher(load_settings(env_file=None), store) is None
 
 
-def test_built_from_the_settings_with_every_camera_announced(caplog: pytest.LogCaptureFixture) -> None:
+def test_built_from_the_settings_with_every_camera_announced(caplog: pytest.LogCaptureFixture, store: Store) -> None:
     url = "mqtt://ha:broker-secret@10.0.0.5:1884"
     settings = load_settings(env_file=None, mqtt_url=url, mqtt_topic_prefix="/site-a/",
                              camera_name="gate")
-    publisher = mqtt_publisher(settings, lambda: True)
+    publisher = mqtt_publisher(settings, store)
     assert publisher.settings.broker == Broker("10.0.0.5", 1884, False, "ha", "broker-secret")
     assert publisher.topics.prefix == "site-a" and publisher.topics.discovery_prefix == "homeassistant"
     assert "broker-secret" not in repr(settings) and "broker-secret" not in str(publisher.settings.broker)

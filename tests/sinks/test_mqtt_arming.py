@@ -128,11 +128,11 @@ def test_the_daemon_settings_turn_arming_on_and_name_the_client_not_the_password
     from firewatch.wiring import mqtt_publisher
 
     url = f"mqtt://ha:broker-s3cret@{mqtt_broker.host}:{mqtt_broker.port}"
-    off = mqtt_publisher(load_settings(env_file=None, mqtt_url=url), lambda: True, store)
+    off = mqtt_publisher(load_settings(env_file=None, mqtt_url=url), store)
     assert off is not None and not off.settings.arming  # FIREWATCH_MQTT_ARMING defaults to false
     settings = load_settings(env_file=None, mqtt_url=url, mqtt_topic_prefix="fwa3", mqtt_arming=True)
     live = listen("fwa3/#")
-    publisher = mqtt_publisher(settings, lambda: store.arm_state().armed, store)
+    publisher = mqtt_publisher(settings, store)
     assert publisher is not None and publisher.settings.arming
     publisher.start()
     try:
