@@ -127,10 +127,11 @@ def mqtt_publisher(settings: Settings, store: Store) -> MqttPublisher | None:
     state, and with ``FIREWATCH_MQTT_ARMING`` its commands change it there."""
     if settings.mqtt is None:
         return None
-    topics = Topics(prefix=settings.mqtt_topic_prefix, discovery_prefix=settings.mqtt_discovery_prefix)
+    edge = settings.site if settings.role == "edge" else None
+    topics = Topics(prefix=settings.mqtt_topic_prefix, discovery_prefix=settings.mqtt_discovery_prefix, edge=edge)
     # One client id per box (per edge: two may share a host): a broker drops the older of two
     # connections with the same id.
-    box = settings.site if settings.role == "edge" else socket.gethostname()
+    box = edge or socket.gethostname()
     client_id = f"{topics.prefix.replace('/', '-')}-{box}"
     broker = Broker.from_url(settings.mqtt)
     arm = None

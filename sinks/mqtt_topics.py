@@ -2,7 +2,9 @@
 
 Topics, under a prefix (``firewatch`` by default), a camera's name as one or more levels:
 
-- ``<prefix>/status``: ``online`` / ``offline`` (retained; ``offline`` is the last will)
+- ``<prefix>/status``: ``online`` / ``offline`` (retained; ``offline`` is the last will);
+  an edge of a fleet has its own, ``<prefix>/<edge>/status``, so one edge gone leaves the
+  others' entities available
 - ``<prefix>/arm_state``: ``armed`` / ``disarmed`` (retained)
 - ``<prefix>/arm_state/set``: ``ARM`` / ``DISARM`` commands, heard only with arming enabled
 - ``<prefix>/<camera>/fire``, ``.../smoke``: ``ON`` while an alert of that class is open (retained)
@@ -42,9 +44,13 @@ def object_id(name: str) -> str:
 class Topics:
     prefix: str = "firewatch"
     discovery_prefix: str = "homeassistant"
+    # A fleet's edge: several share one broker, each with its own availability and entities.
+    edge: str | None = None
 
     @property
     def status(self) -> str:
+        if self.edge:
+            return f"{self.prefix}/{topic_level(self.edge)}/status"
         return f"{self.prefix}/status"
 
     @property
@@ -100,12 +106,15 @@ def camera_discovery(topics: Topics, camera: str) -> list[tuple[str, dict]]:
 
 def system_discovery(topics: Topics, arming: bool = False) -> list[tuple[str, dict | None]]:
     """The system's entities: the arm state, as a sensor, and with ``arming`` a switch that
-    arms and disarms (without it, None: the switch a former run announced is removed)."""
-    unique_id = object_id(f"{topics.prefix}_arm_state")
+    arms and disarms (without it, None: the switch a former run announced is removed).
+    Each edge announces its own (the shared arm state as that edge reads it), so that one
+    entity's availability never follows whichever edge announced it last."""
+    owner = f"{topics.prefix}_{topics.edge}" if topics.edge else topics.prefix
+    unique_id = object_id(f"{owner}_arm_state")
     common = {"availability_topic": topics.status, "payload_available": ONLINE,
               "payload_not_available": OFFLINE, "icon": "mdi:shield-fire",
-              "device": _device(topics.prefix, "system", "fire alerting")}
-    switch_id = object_id(f"{topics.prefix}_armed")
+              "device": _device(topics.prefix, topics.edge or "system", "fire alerting")}
+    switch_id = object_id(f"{owner}_armed")
     switch = {**common, "name": "Armed", "unique_id": switch_id, "state_topic": topics.arm_state,
               "state_on": ARMED, "state_off": DISARMED, "command_topic": topics.arm_command,
               "payload_on": ARM_COMMAND, "payload_off": DISARM_COMMAND}
