@@ -383,6 +383,7 @@ BENCHMARKS = {
     "video": "bench.video",
     "cameras": "bench.cameras",
     "fleet": "bench.fleet",
+    "outage": "bench.outage",
     "faces": "bench.face_templates",
 }
 
@@ -405,6 +406,7 @@ def bench(name: str, args: tuple[str, ...]) -> None:
     video       every shared clip and fire/ sequence: seconds from onset to alert, starts on fire-free clips
     cameras     several cameras on one detector session: FPS each and in all
     fleet       10 edges and one bot on PostgreSQL: deliveries a second, none lost or duplicated
+    outage      a real edge on a fire clip, PostgreSQL stopped 120 s: alerts spooled, replayed, lost, duplicated
     faces       selfie matching against 1-4 enrolled photos: nearest, mean and average-face rules
     """
     module = importlib.import_module(BENCHMARKS[name])
