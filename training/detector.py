@@ -180,6 +180,7 @@ def train_detector(
                 raise FileNotFoundError(f"nothing to resume: {run.last} does not exist")
             if schedule is not None:
                 set_schedule(run.last, schedule)
+            _same_data(run.last, data)
             log.info("resuming %s from %s", run.dir, run.last)
             model = _with_callbacks(YOLO(str(run.last)), hooks)
             # The path, not True: ultralytics refuses resume=True for a checkpoint without
@@ -221,6 +222,21 @@ def set_schedule(last: Path, epochs: int) -> None:
         log.info("schedule of %s: %d -> %d epochs", last, ckpt["train_args"]["epochs"], epochs)
         ckpt["train_args"]["epochs"] = epochs
         torch.save(ckpt, last)
+
+
+def _same_data(last: Path, data: str) -> None:
+    """Refuse to resume a run on other data than it started with.
+
+    ultralytics takes the data of a resumed run from the command, not from the checkpoint:
+    resuming a run that also trained on fire-extra without ``--fire-only`` would quietly go on
+    without it. The data files are named by a digest of their parts, so names compare.
+    """
+    import torch
+
+    started = torch.load(last, map_location="cpu", weights_only=False)["train_args"].get("data")
+    if started and Path(started).name != Path(data).name:
+        raise ValueError(f"{last} was trained on {Path(started).name}, not {Path(data).name}: "
+                         "resume with the same --data, --fire-only and --negatives as its start")
 
 
 def _stripped(last: Path) -> bool:

@@ -48,6 +48,9 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
 
     with pytest.raises(ValueError, match="1 epochs done"):
         set_schedule(run.last, 1)
+    # Resuming on other data than the run started with is refused, not quietly done.
+    with pytest.raises(ValueError, match="resume with the same --data, --fire-only and --negatives"):
+        train_detector(data, runs_dir=runs, resume=True, negatives=[tmp_path / "background"])
     # Planned for 3 epochs, rescheduled to end after 2: the run finishes there.
     train_detector(data, epochs=3, batch=4, workers=0, runs_dir=runs, resume=True, schedule=2,
                    checkpoint_dir=saved)
