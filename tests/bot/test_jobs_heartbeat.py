@@ -10,7 +10,7 @@ import pytest
 
 from bot.access import Access
 from bot.jobs import heartbeat
-from storage import Store, upgrade
+from storage import Store
 from tests.support.data import FIRE2, folder_of
 from tests.support.doubles import FailingAt, PassThroughTracker
 from vision.pipeline import Pipeline
@@ -33,15 +33,6 @@ class NoBoxes:
 
     def decode(self, inferred):  # type: ignore[no-untyped-def]
         return Detections.empty()
-
-
-@pytest.fixture
-def store(tmp_path) -> Store:
-    url = f"sqlite:///{tmp_path / 'fw.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    s.close()
 
 
 def beat(pipeline: Pipeline, store: Store, bot_data: dict) -> None:

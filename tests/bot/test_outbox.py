@@ -17,7 +17,7 @@ from telegram.request import HTTPXRequest
 
 from bot.alerts import AlertRecorder
 from bot.outbox import OutboxSender
-from storage import Store, upgrade
+from storage import Store
 from storage.models import AlertStatus, DeliveryStatus
 from tests.support.botapi.server import BotApiServer
 from vision.types import FireEvent
@@ -29,15 +29,6 @@ TOKEN = "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
 async def srv():
     async with BotApiServer(token=TOKEN) as server:
         yield server
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    url = f"sqlite:///{tmp_path / 'fw.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from telegram.request import HTTPXRequest
 
 from bot.alerts import AlertRecorder
 from bot.outbox import OutboxSender
-from storage import Store, upgrade
+from storage import Store
 from storage.models import DeliveryKind, DeliveryStatus
 from tests.support.bot_harness import TOKEN
 from tests.support.botapi import BotApiServer
@@ -56,15 +56,6 @@ def fire(kind: str, track: int, snapshot: str | None) -> FireEvent:
 async def srv() -> AsyncIterator[BotApiServer]:
     async with BotApiServer(token=TOKEN) as server:
         yield server
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    url = f"sqlite:///{tmp_path / 'fw.db'}"
-    upgrade(url)
-    s = Store(url)
-    yield s
-    s.close()
 
 
 async def sender_for(srv: BotApiServer, store: Store, media_timeout_s: float) -> OutboxSender:
