@@ -143,9 +143,15 @@ class TrainConfig:
 
 
 def train(
-    model: nn.Module, data: CropSet, cfg: TrainConfig, teacher: nn.Module | None = None
+    model: nn.Module, data: CropSet, cfg: TrainConfig, teacher: nn.Module | None = None,
+    *, teacher_logits: np.ndarray | None = None, checkpoint: Path | None = None,
 ) -> nn.Module:
-    """Train in place; with ``teacher``: alpha * T^2 * KL(student/T || teacher/T) + (1-alpha) * CE."""
+    """Train in place; with ``teacher``: alpha * T^2 * KL(student/T || teacher/T) + (1-alpha) * CE.
+
+    ``teacher_logits`` (N, 3), aligned with ``data``, replace ``teacher``'s output when the
+    teacher is too slow to run on every batch (it then sees the crops unaugmented).
+    ``checkpoint``: the state is saved there after every epoch and a run resumes from it.
+    """
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     # Square-root inverse-frequency weights: full inverse weights made start-fire (9 % of
@@ -159,7 +165,17 @@ def train(
     labels = torch.from_numpy(data.labels)
     if teacher is not None:
         teacher.eval()
+    soft_source = None if teacher_logits is None else torch.as_tensor(teacher_logits).float()
     t0, step, order = time.monotonic(), 0, torch.empty(0, dtype=torch.long)
+    per_epoch = max(1, math.ceil(len(data) / cfg.batch))
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        g.set_state(state["generator"])
+        step, order = state["step"], state["order"]
+        log.info("resumed %s at step %d/%d", checkpoint, step, steps)
     model.train()
     while step < steps:
         if len(order) < cfg.batch:
@@ -169,9 +185,10 @@ def train(
         y = labels[idx]
         logits = model(x)
         loss = F.cross_entropy(logits, y, weight=weight)
-        if teacher is not None:
+        if teacher is not None or soft_source is not None:
             with torch.no_grad():
-                soft = F.softmax(teacher(x) / cfg.kd_temperature, dim=1)
+                t_logits = teacher(x) if teacher is not None else soft_source[idx]
+                soft = F.softmax(t_logits / cfg.kd_temperature, dim=1)
             kl = F.kl_div(F.log_softmax(logits / cfg.kd_temperature, dim=1), soft,
                           reduction="batchmean")
             loss = cfg.kd_alpha * cfg.kd_temperature**2 * kl + (1 - cfg.kd_alpha) * loss
@@ -183,6 +200,12 @@ def train(
         if step % 100 == 0 or step == steps:
             log.info("step %d/%d loss %.3f (%.0f s)", step, steps, loss.item(),
                      time.monotonic() - t0)
+        if checkpoint is not None and (step % per_epoch == 0 or step == steps):
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "generator": g.get_state(),
+                        "step": step, "order": order}, tmp)
+            tmp.replace(checkpoint)
     model.eval()
     return model
 
