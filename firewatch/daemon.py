@@ -6,6 +6,9 @@ main thread and the asyncio loop (and handles the signals); each camera's vision
 runs in its own worker threads, all sharing one detector session. Without a token, and on
 an edge, the pipelines run alone and alerts are recorded for a bot to send; an edge also
 checks in with the fleet (``firewatch.heartbeat``).
+
+A server database out of reach at start is waited for (said once), except by an edge that has
+read its state before: it starts from that state, kept in its spool (``storage.spool``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import timedelta
 
 from firewatch.config import Settings
@@ -20,6 +24,7 @@ from firewatch.edge_recorder import EdgeRecorder
 from firewatch.heartbeat import EdgeHeartbeat
 from firewatch.roles import BOT, EDGE, check_role, owned_cameras, queues_deliveries
 from storage import Store, upgrade
+from storage.spool import Spool, SpoolingStore, failure_reason, unreachable
 
 log = logging.getLogger("firewatch.daemon")
 TELEGRAM_WAIT_WARN_S = 30
@@ -39,27 +44,68 @@ def prepare_store(settings: Settings) -> Store:
     return store
 
 
+def open_stores(settings: Settings, stop: threading.Event) -> tuple[Store, Store | SpoolingStore] | None:
+    """The database prepared (``prepare_store``) and what alerts are recorded through; None if
+    stopped while waiting for a database out of reach. An edge that has read the database's
+    state into its spool before starts without it, from that state."""
+    from firewatch.wiring import alert_store, server_database
+
+    server = server_database(settings)
+    spool = Spool(settings.data_dir / "spool.db") if server and settings.role != BOT else None
+    waited_since: float | None = None
+    while True:
+        try:
+            store = prepare_store(settings)
+        except Exception as exc:
+            if not server or not unreachable(exc):
+                raise  # SQLite (away only when this box is), or not an outage (a failed migration)
+            if settings.role == EDGE and spool is not None and spool.knows_state():
+                store = Store(settings.db_url)
+                return store, alert_store(settings, store, spool, offline=exc)
+            if waited_since is None:
+                waited_since = time.monotonic()
+                why = (f"edge {settings.site} has no state read from it yet to start from, so it"
+                       if settings.role == EDGE else "firewatch")
+                log.warning("database %s unreachable (%s): %s waits for it, trying again every %.0f s",
+                            _safe_url(settings.db_url), failure_reason(exc), why, settings.spool_retry_s)
+            if stop.wait(settings.spool_retry_s):
+                if spool is not None:
+                    spool.close()
+                return None
+            continue
+        if waited_since is not None:
+            log.info("database %s reachable after %.0f s", _safe_url(settings.db_url), time.monotonic() - waited_since)
+        return store, (store if settings.role == BOT else alert_store(settings, store, spool))
+
+
 def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run until a stop signal; returns the process exit code."""
     from bot.alerts import AlertRecorder
     from bot.zones import stored_zones
-    from firewatch.wiring import alert_store, build_pipelines, mqtt_publisher
+    from firewatch.wiring import build_pipelines, mqtt_publisher
 
     check_role(settings)
     stop = stop or threading.Event()
     # Loading models takes seconds; a SIGTERM meanwhile must still end the process cleanly.
     _stop_on_signals(stop)
-    store = prepare_store(settings)
-    recorder_type = EdgeRecorder if settings.role == EDGE else AlertRecorder
+    stores = open_stores(settings, stop)
+    if stores is None:
+        _log_stop(" while waiting for the database")
+        log.info("firewatch stopped")
+        return 0
     # With cameras on a server database, alerts go through a local spool while it is away.
-    records_to = store if settings.role == BOT else alert_store(settings, store)
+    store, records_to = stores
+    cameras = [] if settings.role == BOT else settings.camera_configs
+    if isinstance(records_to, SpoolingStore):
+        records_to.remember_state(c.name for c in cameras)  # to start from if the next start finds it away
+    recorder_type = EdgeRecorder if settings.role == EDGE else AlertRecorder
     recorder = recorder_type(records_to, can_push=queues_deliveries(settings), clear_after_s=settings.clear_after_s,
                              owns=owned_cameras(settings), edge=settings.site)
-    cameras = [] if settings.role == BOT else settings.camera_configs
     log.info("firewatch starting as %s: cameras %s, database %s",
              f"edge {settings.site!r}" if settings.role == EDGE else f"role {settings.role!r}",
              ", ".join(repr(c.name) for c in cameras) or "none", _safe_url(settings.db_url))
-    mqtt = mqtt_publisher(settings, store) if cameras else None
+    # The bot, camera-less, still owns a fleet's arming over MQTT (docs/fleet.md).
+    mqtt = mqtt_publisher(settings, store) if cameras or settings.role == BOT else None
     extra_sinks = [mqtt] if mqtt is not None else []
     try:
         if mqtt is not None:
@@ -67,10 +113,11 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
         if settings.role == EDGE or settings.token is None:
             if settings.role != EDGE:
                 log.warning("no FIREWATCH_BOT_TOKEN set: alerts are recorded but nothing will be pushed")
-            pipelines = build_pipelines(settings, [recorder, *extra_sinks], lambda camera: stored_zones(store, camera))
+            pipelines = build_pipelines(settings, [recorder, *extra_sinks],
+                                        lambda camera: stored_zones(records_to, camera))  # type: ignore[arg-type]
             if settings.role == EDGE:
                 log.info("edge %s: alerts are recorded for the fleet's bot to send", settings.site)
-            return _run_headless(pipelines, stop, recorder, _heartbeat(settings, store, pipelines))
+            return _run_headless(pipelines, stop, recorder, _heartbeat(settings, store, records_to, pipelines))
         return _run_with_bot(settings, store, recorder, stop, extra_sinks)
     finally:
         if mqtt is not None:
@@ -80,14 +127,18 @@ def run_daemon(settings: Settings, stop: threading.Event | None = None) -> int:
         store.close()
 
 
-def _heartbeat(settings: Settings, store: Store, pipelines: dict) -> EdgeHeartbeat | None:  # type: ignore[type-arg]
-    """An edge's check-in with the fleet; None for a single box."""
+def _heartbeat(settings: Settings, store: Store, reads: Store | SpoolingStore,  # type: ignore[type-arg]
+               pipelines: dict) -> EdgeHeartbeat | None:
+    """An edge's check-in with the fleet; None for a single box. Its reads go through
+    ``reads``, which keeps them for a start while the database is away."""
     from bot.zones import stored_zones
 
     if settings.role != EDGE:
         return None
+    refresh = (lambda: reads.remember_state(pipelines)) if isinstance(reads, SpoolingStore) else None
     return EdgeHeartbeat(store, settings.site, pipelines, settings.heartbeat_s,
-                         lambda camera: stored_zones(store, camera))
+                         lambda camera: stored_zones(reads, camera),  # type: ignore[arg-type]
+                         refresh=refresh)
 
 
 _received: list[str] = []

@@ -1,11 +1,16 @@
 """An edge's alert recorder: the alert's snapshot goes into the shared database (size-capped),
-where the bot reads it from another machine; the file stays on the edge for its other sinks."""
+where the bot reads it from another machine; the file stays on the edge for its other sinks.
+
+An edge started while its database is away carries the last run's open alerts over once the
+database answers (and its spool is replayed), not at start."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bot.alerts import AlertRecorder, RecordResult
 from storage.repository import is_stored_snapshot
@@ -15,6 +20,31 @@ log = logging.getLogger(__name__)
 
 
 class EdgeRecorder(AlertRecorder):
+    def __init__(self, store: Any, *, owns: Callable[[str], bool] = lambda camera: True, **options: Any) -> None:
+        super().__init__(store, owns=owns, **options)
+        self._owns = owns
+
+    def expire_carried(self, watching: dict[str, bool]) -> bool:
+        if not getattr(self.store, "open_alerts_known", True):
+            self._carry_over()
+        return super().expire_carried(watching)
+
+    def _carry_over(self) -> None:
+        """The last run's open alerts, once the database answers and holds all this run wrote."""
+        with self._lock:
+            if self.store.spooling:
+                return
+            try:
+                alerts = self.store.store.open_alerts()
+            except Exception:  # away again: asked at the next look
+                return
+            ours = set(self._open.values())  # recorded by this run, spooled or not, still open
+            self._carried.update({a.id: a for a in alerts
+                                  if self._owns(a.camera) and a.id not in ours and a.key not in ours})
+            self.store.open_alerts_known = True
+        if self._carried:
+            log.info("%d alerts left open by the last run are carried over", len(self._carried))
+
     def record(self, event: Event) -> RecordResult:
         return super().record(self.stored(event))
 

@@ -31,8 +31,11 @@ class EdgeHeartbeat:
     """Beats for edge ``name`` every ``interval_s`` in a thread of its own, until ``stop``."""
 
     def __init__(self, store: Store, name: str, pipelines: Mapping[str, Pipeline], interval_s: float,
-                 stored_zones: Callable[[str], Sequence[Zone]]) -> None:
+                 stored_zones: Callable[[str], Sequence[Zone]], *,
+                 refresh: Callable[[], object] | None = None) -> None:
+        """``refresh``: at each check-in, read (and keep) the rest of what the edge decides by."""
         self.store = store
+        self.refresh = refresh
         self.name = name
         self.pipelines = pipelines
         self.interval_s = interval_s
@@ -65,6 +68,8 @@ class EdgeHeartbeat:
                 if zones != pipeline.zones.added:
                     pipeline.zones.set_added(zones)
                     log.info("camera %s: %d ignore zones from the database", camera, len(zones))
+            if self.refresh is not None:
+                self.refresh()
         except Exception as exc:  # the database is away: keep watching, say it once
             if not self._failing:
                 log.warning("edge %s cannot reach the database (%s): heartbeats resume when it is back",

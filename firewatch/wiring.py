@@ -16,7 +16,7 @@ from firewatch.source_hint import SourceHint
 from sinks.mqtt import Broker, MqttPublisher, MqttSettings
 from sinks.mqtt_arming import StoreArming
 from sinks.mqtt_topics import Topics
-from storage import Store
+from storage import Store, upgrade
 from storage.spool import Spool, SpoolingStore
 from vision.clips import ClipConfig
 from vision.events import EventConfig
@@ -124,7 +124,8 @@ def build_pipelines(
 
 def mqtt_publisher(settings: Settings, store: Store) -> MqttPublisher | None:
     """The MQTT sink when ``FIREWATCH_MQTT_URL`` is set, else None. It reports ``store``'s arm
-    state, and with ``FIREWATCH_MQTT_ARMING`` its commands change it there."""
+    state, and with ``FIREWATCH_MQTT_ARMING`` its commands change it there: on one box, or a
+    fleet's bot, never on an edge (one command, one change, one audit)."""
     if settings.mqtt is None:
         return None
     edge = settings.site if settings.role == "edge" else None
@@ -135,20 +136,37 @@ def mqtt_publisher(settings: Settings, store: Store) -> MqttPublisher | None:
     client_id = f"{topics.prefix.replace('/', '-')}-{box}"
     broker = Broker.from_url(settings.mqtt)
     arm = None
-    if settings.mqtt_arming:
+    if settings.mqtt_arming and edge is not None:
+        # Every edge would hear the one command topic and audit the command once each.
+        log.warning("FIREWATCH_MQTT_ARMING is ignored on an edge: the fleet's bot hears the arm commands "
+                    "(set FIREWATCH_MQTT_URL and FIREWATCH_MQTT_ARMING there); this edge reports the arm state")
+    elif settings.mqtt_arming:
         who = f"{topics.arm_command} on {broker}, client {client_id}" + (f", user {broker.username}" if broker.username else "")
         arm = StoreArming(store, who, timedelta(hours=settings.rearm_after_h))
+    cameras = [] if settings.role == "bot" else [camera.name for camera in settings.camera_configs]
     return MqttPublisher(MqttSettings(broker=broker, topics=topics, client_id=client_id, arming=arm is not None),
-                         [camera.name for camera in settings.camera_configs],
+                         cameras,
                          armed=lambda: store.arm_state().armed, arm=arm)
 
 
-def alert_store(settings: Settings, store: Store) -> Store | SpoolingStore:
-    """What the alert recorder writes through: with a server database (a fleet's PostgreSQL),
-    a spool in the data directory that keeps alerts while the server is out of reach."""
-    if store.engine.dialect.name == "sqlite":
-        return store  # on this box: away only when the box is
-    return SpoolingStore(store, Spool(settings.data_dir / "spool.db"), retry_s=settings.spool_retry_s)
+def server_database(settings: Settings) -> bool:
+    """Whether the database is a server (a fleet's PostgreSQL), which may be out of reach while
+    this box runs; SQLite is away only when this box is."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.db_url).get_backend_name() != "sqlite"
+
+
+def alert_store(settings: Settings, store: Store, spool: Spool | None, *,
+                offline: BaseException | None = None) -> Store | SpoolingStore:
+    """What the alert recorder writes through: ``store`` itself, or with a ``spool`` (in the
+    data directory, for a server database) the store that spools while the server is away
+    (``offline``: away already at start, so the schema is migrated when it answers, before
+    the spool's replay)."""
+    if spool is None:
+        return store
+    prepare = (lambda: upgrade(settings.db_url)) if offline is not None else None
+    return SpoolingStore(store, spool, retry_s=settings.spool_retry_s, offline=offline, prepare=prepare)
 
 
 def _source_setting(settings: Settings, camera: str) -> str:

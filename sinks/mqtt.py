@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ class MqttPublisher:
         self._cameras: set[str] = set()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        # Arm commands, applied one at a time in the order heard, off paho's network thread
+        # (the database may be slow or away): a repeat then finds the state it asks for.
+        self._commands: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._commander: threading.Thread | None = None
         self._retain_all(system_discovery(self.topics, arming=self._arm is not None))
         for camera in cameras:
             self._add_camera(camera)
@@ -103,6 +108,9 @@ class MqttPublisher:
         if self._armed is not None:
             self._poller = threading.Thread(target=self._poll_arm_state, name="mqtt-arm-state", daemon=True)
             self._poller.start()
+        if self._arm is not None:
+            self._commander = threading.Thread(target=self._apply_commands, name="mqtt-arm", daemon=True)
+            self._commander.start()
         log.info("MQTT: publishing to %s under %s/", broker, self.topics.prefix)
 
     def stop(self, timeout_s: float = 3.0) -> None:
@@ -116,8 +124,10 @@ class MqttPublisher:
                 pass
         self._client.disconnect()
         self._client.loop_stop()
-        if self._poller is not None:
-            self._poller.join(timeout_s)
+        self._commands.put(None)
+        for thread in (self._poller, self._commander):
+            if thread is not None:
+                thread.join(timeout_s)
 
     # -- the sink --------------------------------------------------------------------
 
@@ -222,9 +232,11 @@ class MqttPublisher:
         if message.topic == self.topics.ha_status and message.payload == ONLINE.encode():
             self._resend_retained(client)
         elif message.topic == self.topics.arm_command and self._arm is not None:
-            # The database may be slow or away: not in paho's network thread.
-            threading.Thread(target=self._arm_command, args=(message.payload,), name="mqtt-arm",
-                             daemon=True).start()
+            self._commands.put(message.payload)
+
+    def _apply_commands(self) -> None:
+        while (payload := self._commands.get()) is not None:
+            self._arm_command(payload)
 
     def _arm_command(self, payload: bytes) -> None:
         armed = parse_command(payload)

@@ -4,7 +4,8 @@
 A command changes the arm state shared by the fleet and is audited like a selfie's (method
 ``mqtt``); a disarm re-arms by itself after the same delay, and every chat is told, since no
 face vouched for it. A command that asks for the present state changes and audits nothing
-(QoS 1 may deliver one twice).
+(QoS 1 may deliver one twice). Commands are applied one at a time, in the order heard
+(``sinks.mqtt``), by one process: one box, or a fleet's bot (docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -34,9 +35,7 @@ class ArmStore(Protocol):
     def arm_state(self) -> Any: ...
 
     def set_armed(self, armed: bool, *, user_id: int | None, method: str, rearm_at: datetime | None,
-                  detail: str) -> Any: ...
-
-    def queue_notice(self, text: str) -> Any: ...
+                  detail: str, notice: str) -> Any: ...
 
 
 class StoreArming:
@@ -52,7 +51,7 @@ class StoreArming:
         if self.store.arm_state().armed == armed:
             return False
         rearm_at = None if armed else datetime.now(timezone.utc) + self.rearm_after
-        self.store.set_armed(armed, user_id=None, method=METHOD, rearm_at=rearm_at, detail=self.who)
-        self.store.queue_notice(("🟢 Armed" if armed else "🔕 Disarmed") + f" from MQTT ({escape(self.who)}).")
+        self.store.set_armed(armed, user_id=None, method=METHOD, rearm_at=rearm_at, detail=self.who,
+                             notice=("🟢 Armed" if armed else "🔕 Disarmed") + f" from MQTT ({escape(self.who)}).")
         log.info("%s from MQTT (%s)", "armed" if armed else "disarmed", self.who)
         return True

@@ -238,6 +238,8 @@ class Delivery(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the channel's id of what was sent
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # A notice's name (an edge's spooled write): replayed twice, it is queued once per chat.
+    notice_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
     alert: Mapped[Alert | None] = relationship(back_populates="deliveries")
 
@@ -257,6 +259,7 @@ class Delivery(Base):
             sqlite_where=sql_text("kind = 'alert'"),
             postgresql_where=sql_text("kind = 'alert'"),
         ),
+        Index("uq_deliveries_notice", "notice_key", "chat_id", unique=True),
     )
 
 
@@ -268,6 +271,10 @@ class CameraEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     kind: Mapped[str] = mapped_column(String(16))  # lost | back | frozen | black
     detail: Mapped[str] = mapped_column(Text, default="")
+    # Unique, like an alert's: an edge's spooled event replayed twice is stored once.
+    key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+    __table_args__ = (Index("uq_camera_events_key", "key", unique=True),)
 
 
 class IgnoreZone(Base):

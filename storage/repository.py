@@ -183,8 +183,10 @@ class Store:
         face_distance: float | None = None,
         photo_hash: str | None = None,
         detail: str = "",
+        notice: str | None = None,
     ) -> ArmState:
-        """Change the state and audit the successful attempt in one transaction."""
+        """Change the state, audit the successful attempt and queue ``notice`` to every chat,
+        in one transaction."""
         with self._tx() as s:
             row = self._arm_row(s)
             row.armed, row.changed_by, row.changed_at = armed, user_id, utcnow()
@@ -202,6 +204,8 @@ class Store:
                     detail=detail,
                 )
             )
+            if notice:
+                self._queue_text(s, notice)
             return row
 
     def audit_failure(
@@ -484,16 +488,20 @@ class Store:
             s.flush()
             return rows
 
-    def queue_notice(self, text: str) -> None:
-        """``text`` to every chat active when it is queued."""
+    def queue_notice(self, text: str, key: str | None = None) -> None:
+        """``text`` to every chat active when it is queued; a notice named ``key`` is queued
+        once, however often it is asked for (an edge's spool replayed twice)."""
         with self._tx() as s:
-            self._queue_text(s, text)
+            if key is not None and s.scalar(select(Delivery.id).where(Delivery.notice_key == key).limit(1)):
+                return
+            self._queue_text(s, text, key)
 
     @staticmethod
-    def _queue_text(s: Session, text: str) -> None:
+    def _queue_text(s: Session, text: str, key: str | None = None) -> None:
         """``text`` to every active chat, in the caller's transaction."""
         chats = s.scalars(select(Chat.chat_id).where(Chat.active.is_(True)).order_by(Chat.id))
-        s.add_all(Delivery(channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.TEXT, text=text) for c in chats)
+        s.add_all(Delivery(channel=CHAT_CHANNEL, chat_id=c, kind=DeliveryKind.TEXT, text=text, notice_key=key)
+                  for c in chats)
 
     def due_deliveries(self, now: datetime | None = None, limit: int = 50,
                        channel: str | None = None) -> list[Delivery]:
@@ -672,9 +680,12 @@ class Store:
     # -- cameras -----------------------------------------------------------------------
 
     def record_camera_event(self, camera: str, kind: str, detail: str = "",
-                            at: datetime | None = None) -> CameraEvent:
+                            at: datetime | None = None, key: str | None = None) -> CameraEvent:
+        """The event; one named ``key`` that is already stored is returned, not stored again."""
         with self._tx() as s:
-            row = CameraEvent(camera=camera, kind=kind, detail=detail, at=at or utcnow())
+            if key is not None and (known := s.scalar(select(CameraEvent).where(CameraEvent.key == key))):
+                return known
+            row = CameraEvent(camera=camera, kind=kind, detail=detail, at=at or utcnow(), key=key)
             s.add(row)
             s.flush()
             return row

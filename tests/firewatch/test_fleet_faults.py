@@ -1,17 +1,19 @@
 """A fleet's faults on a real PostgreSQL server that the tests stop and start, with real
 python-telegram-bot talking HTTP to the fake Bot API: the database down during a fire, an
-edge killed (-9) while it records and while it replays its spool, and the bot killed (-9)
-while a send is in flight. Nothing is lost; nothing is duplicated beyond the one repeat the
-outbox documents for a send cut off mid-flight.
+edge killed (-9) while it records and while it replays its spool, an edge (re)started while
+the database is down, and the bot killed (-9) while a send is in flight. Nothing is lost;
+nothing is duplicated beyond the one repeat the outbox documents for a send cut off mid-flight.
 
 Edges and the bot run as the daemon runs them (the alert recorder writing through the spool;
-the outbox sender with PTB's ``Bot``); the killed ones are child processes of their own.
+the outbox sender with PTB's ``Bot``), or are the daemon itself (``firewatch run``); the killed
+ones are child processes of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,9 +35,9 @@ from storage.models import DeliveryKind
 from storage.spool import Spool, SpoolingStore
 from tests.support.bot_harness import TOKEN
 from tests.support.botapi import BotApiServer
-from tests.support.daemon_rig import ALERT_RE
-from tests.support.data import FIRE2, REPO
-from tests.support.servers import PostgresCluster, migrated_database
+from tests.support.daemon_rig import ALERT_RE, Rig, black_frames, fire_clip
+from tests.support.data import FIRE2, REPO, SHIPPED_DETECTOR
+from tests.support.servers import PostgresCluster, create_database, migrated_database
 from vision.types import FireEvent
 
 pytestmark = pytest.mark.slow
@@ -137,7 +139,7 @@ _EDGE = textwrap.dedent("""
     from bot.alerts import AlertRecorder
     from storage import Store
     from storage.spool import Spool, SpoolingStore
-    from vision.types import FireEvent
+    from vision.types import FireEvent, HealthEvent
 
     url, spool, first, count, base = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
     edge = SpoolingStore(Store(url), Spool(spool), retry_s=0.2)
@@ -151,6 +153,9 @@ _EDGE = textwrap.dedent("""
             recorder.record(FireEvent(kind=kind, camera="north/yard", track_id=track, class_name="fire",
                                       severity="fire", confidence=0.7, box=(1.0, 1.0, 9.0, 9.0), area_fraction=0.1,
                                       frame=track, t=0.0, wall=at))
+        if track % 10 == 0:  # a camera notice now and then: spooled and replayed like alerts
+            recorder.record(HealthEvent(kind="frozen", camera="north/yard", t=0.0, detail=f"track {track}",
+                                        wall=base + track + 0.7))
         print(f"recorded {track}", flush=True)
     while edge.spooling:
         time.sleep(0.05)
@@ -227,8 +232,84 @@ def test_an_edge_killed_while_it_spools_and_again_while_it_replays_loses_and_dup
                 assert alert.cleared_at == datetime.fromtimestamp(BASE + alert.track_id + 0.5, timezone.utc)
         firsts = Counter((d.alert_id, d.chat_id) for d in check.deliveries() if d.kind is DeliveryKind.ALERT)
         assert set(firsts.values()) == {1} and len(firsts) == total * len(OPERATORS)
+        # Each camera notice once, and its message once per chat (the one in flight at the kill: at most).
+        events = Counter(e.detail for e in check.camera_events(limit=1000))
+        done = {f"track {t}" for t in range(10, recorded + 1, 10)}
+        assert set(events.values()) == {1} and done <= set(events) <= done | {f"track {recorded + 1}"}
+        notices = Counter((re.search(r"track \d+", d.text).group(0), d.chat_id)  # type: ignore[union-attr]
+                          for d in check.deliveries() if d.kind is DeliveryKind.TEXT)
+        assert set(notices.values()) == {1}
+        assert {(detail, chat) for detail in done for chat in OPERATORS} <= set(notices)
     finally:
         check.close()
+
+
+# -- an edge (re)started while PostgreSQL is down ----------------------------------------------------
+
+SPOOLED_ALERT_RE = re.compile(r"alert (site-a/kitchen/[0-9a-f]{32}) started")
+
+
+@pytest.mark.skipif(not SHIPPED_DETECTOR.is_file(), reason=f"{SHIPPED_DETECTOR} not exported")
+async def test_an_edge_started_while_postgresql_is_down_detects_and_its_alert_arrives_once(
+        cluster: PostgresCluster, tmp_path: Path) -> None:
+    dark, fire_then_dark = tmp_path / "dark", tmp_path / "fire"
+    dark.mkdir()
+    fire_then_dark.mkdir()
+    black_frames(dark, 0, 20)
+    black_frames(fire_then_dark, fire_clip(fire_then_dark), 900)  # the fire, then 90 s of night
+    url = create_database(cluster.url)  # new: the first edge to reach it migrates it
+    edge_dir = tmp_path / "site-a"
+    async with BotApiServer(token=TOKEN) as srv:
+        rig = Rig.create(srv, tmp_path, dark, database_url=url, detector_model=SHIPPED_DETECTOR,
+                         spool_retry_s=0.5, heartbeat_s=1, alert_clip="false")
+        edge_env = {"role": "edge", "edge_name": "site-a", "camera_name": "kitchen", "data_dir": edge_dir}
+        store = Store(url)
+        try:
+            # Its first start ever, without the database: nothing to start from, so it waits.
+            cluster.stop()
+            first = await rig.start(wait=False, **edge_env)
+            await first.wait_for_log("has no state read from it yet to start from, so it waits for it")
+            await asyncio.sleep(2)  # retried meanwhile, quietly
+            await asyncio.to_thread(cluster.start)
+            await first.wait_for_log("edge site-a: alerts are recorded", timeout=120)
+            assert await asyncio.wait_for(first.proc.wait(), 120) == 0, first.output()[-3000:]  # type: ignore[union-attr]
+            assert first.output().count("unreachable") == 1, first.output()
+            bot = await rig.start(role="bot")  # adds the chats; sends what edges record
+
+            # Rebooted during an outage: it starts from what it read, watches, spools the fire.
+            await asyncio.to_thread(cluster.stop)
+            second = await rig.start(wait=False, camera_source=fire_then_dark, **edge_env)
+            await second.wait_for_log("starting as last read from it (armed,", timeout=120)
+            await second.wait_for_log("edge site-a: alerts are recorded", timeout=120)
+            await second.wait_for_log(" started: fire", timeout=120)
+            (key,) = SPOOLED_ALERT_RE.findall(second.output())
+            back = datetime.now(timezone.utc)
+            await asyncio.to_thread(cluster.start)
+            await second.wait_for_log("reachable again after", timeout=60)
+            for chat in rig.chats:
+                await srv.wait_for(lambda s: rig.alert_messages(chat), 60)
+            await second.stop()
+            await asyncio.sleep(2)  # a second message would be sent by now
+
+            alerts, total = store.recent_alerts(limit=10)
+            assert total == 1, alerts
+            (alert,) = alerts
+            assert alert.key == key and alert.pushed
+            assert alert.first_seen < back  # its capture time, not its replay's
+            for chat in rig.chats:
+                assert rig.alert_ids(chat) == [alert.id]
+            firsts = [d.chat_id for d in store.deliveries(alert.id) if d.kind is DeliveryKind.ALERT]
+            assert sorted(firsts) == sorted(c.id for c in rig.chats)
+            out = second.output()
+            assert out.count("unreachable") == 1 and out.count("reachable again after") == 1, out
+            assert await bot.stop() == 0
+            for edge in (first, second):
+                assert "Traceback" not in edge.output() and " ERROR " not in edge.output(), edge.output()[-4000:]
+        finally:
+            if not cluster.running():
+                cluster.start()
+            await rig.close()
+            store.close()
 
 
 # -- the bot killed with -9 mid-send -----------------------------------------------------------------

@@ -60,3 +60,14 @@ def listen(mqtt_broker: MqttBroker) -> Iterator:  # type: ignore[type-arg]
     for client in clients:
         client.disconnect()
         client.loop_stop()
+
+
+@pytest.fixture
+def commander(mqtt_broker: MqttBroker) -> Iterator[mqtt.Client]:
+    """Home Assistant's side: a client that publishes commands (and its own "online")."""
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(mqtt_broker.host, mqtt_broker.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()

@@ -32,17 +32,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-@pytest.fixture
-def commander(mqtt_broker: MqttBroker) -> Iterator[mqtt.Client]:
-    """Home Assistant's side: a client that publishes commands."""
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
-    client.connect(mqtt_broker.host, mqtt_broker.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
-
-
 def publisher_for(broker: MqttBroker, prefix: str, store: Store, *, arming: bool) -> MqttPublisher:
     """Started; once ``online`` is heard, so are commands (it subscribes before saying it)."""
     settings = MqttSettings(broker=Broker(broker.host, broker.port),

@@ -1,6 +1,7 @@
 """An edge's spool (storage/spool.py) against a real PostgreSQL server that the tests stop and
 start again: alerts written while it is down are kept in the SQLite spool and replayed, in
-order and with their own times, exactly once."""
+order and with their own times, exactly once; camera events and their notices too; an edge
+that starts while it is down starts from the state it last read."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
 from bot.alerts import AlertRecorder
-from storage import Store
+from storage import Store, upgrade
+from storage.db import alembic_config, current_revision
 from storage.models import SNAPSHOT_MAX_BYTES, AlertStatus, DeliveryKind
 from storage.spool import Spool, SpoolingStore
-from tests.support.servers import PostgresCluster, migrated_database
+from tests.support.servers import PostgresCluster, create_database, migrated_database
 from vision.types import ClipEvent, FireEvent, HealthEvent
 
 PASSWORD = "spool-s3cret-pw"  # trust auth ignores it; it must never reach a log line
@@ -225,3 +228,107 @@ def test_an_onset_clip_cut_while_down_is_attached_at_the_replay(edge: SpoolingSt
     wait_until(lambda: not edge.spooling)
     (alert,), _ = edge.recent_alerts()
     assert alert.clip_path == clip.path
+
+
+def test_a_camera_notice_replayed_twice_after_a_crash_mid_replay_is_stored_and_sent_once(
+        edge: SpoolingStore, cluster: PostgresCluster, db_url: str, tmp_path: Path) -> None:
+    recorder = AlertRecorder(edge, can_push=True, edge="north")
+    cluster.stop()
+    recorder.record(HealthEvent(kind="lost", camera="north/yard", t=1.0, detail="no frames for 10 s", wall=at(1)))
+    written = []  # the event and its notice (read one by one, put back in order)
+    while len(written) < 2 and (write := edge.spool.first()) is not None:
+        written.append(write)
+        edge.spool.remove(write.seq)
+    for write in written:
+        edge.spool.append(write.op, write.args)
+    assert [w.op for w in written] == ["record_camera_event", "queue_notice"]
+    cluster.start()
+    wait_until(lambda: not edge.spooling)
+    again = Spool(tmp_path / "again.db")
+    for write in written:
+        again.append(write.op, write.args)
+    again.close()
+    replayed = SpoolingStore(Store(db_url), Spool(tmp_path / "again.db"))  # the next start replays them again
+    try:
+        assert not replayed.spooling and len(replayed.spool) == 0 and replayed.spool.set_aside_count() == 0
+        events = replayed.camera_events()
+        assert [(e.kind, e.at) for e in events] == [("lost", utc(at(1)))]
+        notices = [d for d in replayed.deliveries() if d.kind is DeliveryKind.TEXT]
+        assert sorted(d.chat_id for d in notices) == sorted(CHATS) and "lost" in notices[0].text
+    finally:
+        replayed.close()
+
+
+def offline_error(url: str) -> BaseException:
+    """What the database answers an edge at start while it is down."""
+    with pytest.raises(Exception) as error:
+        upgrade(url)
+    return error.value
+
+
+def test_an_edge_started_while_postgresql_is_down_starts_from_the_state_it_last_read(
+        edge: SpoolingStore, cluster: PostgresCluster, db_url: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    camera = "north/yard"
+    edge.set_armed(False, user_id=5, method="cli")
+    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=2)
+    edge.snooze("north/gate", until, user_id=5)
+    zone = edge.add_zone(camera, [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], created_by=5)
+    edge.remember_state([camera, "north/gate"])  # what a run reads at start and at each heartbeat
+    edge.close()
+
+    cluster.stop()
+    caplog.set_level(logging.INFO, logger="storage.spool")
+    restarted = SpoolingStore(Store(db_url), Spool(tmp_path / "spool.db"), retry_s=0.2,
+                              offline=offline_error(db_url), prepare=lambda: upgrade(db_url))
+    try:
+        assert restarted.spooling
+        assert restarted.arm_state().armed is False
+        assert restarted.snoozed_until("north/gate") == until and restarted.snoozed_until(camera) is None
+        (kept,) = restarted.zones(camera)
+        assert (kept.id, kept.points) == (zone.id, zone.points)
+        assert restarted.open_alerts() == [] and not restarted.open_alerts_known  # asked again later
+        recorder = AlertRecorder(restarted, can_push=True, edge="north")
+        assert recorder.record(fire("started", at(0))).alert_id is None
+        (line,) = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+        assert "unreachable at start (" in line and "starting as last read from it (disarmed, 1 snoozed cameras, 1 ignore zones)" in line
+
+        cluster.start()
+        wait_until(lambda: not restarted.spooling)
+        (alert,), _ = restarted.recent_alerts()
+        assert alert.first_seen == utc(at(0)) and alert.pushed is False  # disarmed, as last read
+        assert restarted.deliveries(alert.id) == []
+        assert [a.id for a in restarted.open_alerts()] == [alert.id] and restarted.open_alerts_known
+    finally:
+        restarted.close()
+
+
+def test_started_while_down_the_schema_is_brought_to_head_before_the_replay(
+        cluster: PostgresCluster, tmp_path: Path) -> None:
+    url = create_database(cluster.url)  # a new database, never migrated
+    spool = Spool(tmp_path / "spool.db")
+    spool.remember("armed", True)
+    cluster.stop()
+    edge = SpoolingStore(Store(url), spool, retry_s=0.2, offline=offline_error(url), prepare=lambda: upgrade(url))
+    try:
+        AlertRecorder(edge, can_push=True, edge="north").record(fire("started", at(0)))
+        cluster.start()
+        wait_until(lambda: not edge.spooling)
+        assert current_revision(url) == ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        (alert,), _ = edge.recent_alerts()
+        assert alert.first_seen == utc(at(0))
+    finally:
+        edge.close()
+
+
+def test_a_state_kept_in_the_spool_comes_back_as_kept(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    assert not spool.knows_state() and spool.recall("snoozes") is None
+    until = datetime(2026, 11, 30, 23, 0, tzinfo=timezone.utc)
+    spool.remember("armed", False)
+    spool.remember("snoozes", {"north/yard": until, "north/gate": None})
+    spool.close()
+    again = Spool(tmp_path / "spool.db")
+    assert again.knows_state() and again.recall("armed") is False
+    assert again.recall("snoozes") == {"north/yard": until, "north/gate": None}
+    again.close()
