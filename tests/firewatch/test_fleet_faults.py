@@ -30,6 +30,7 @@ from telegram.ext import AIORateLimiter, ApplicationBuilder
 
 from bot.alerts import AlertRecorder
 from bot.outbox import OutboxSender
+from firewatch.edge_recorder import EdgeRecorder
 from storage import Store
 from storage.models import DeliveryKind
 from storage.spool import Spool, SpoolingStore
@@ -245,6 +246,35 @@ def test_an_edge_killed_while_it_spools_and_again_while_it_replays_loses_and_dup
 
 
 # -- an edge (re)started while PostgreSQL is down ----------------------------------------------------
+
+
+def test_started_while_down_an_edge_carries_the_last_runs_open_alert_over_once_the_database_answers(
+        cluster: PostgresCluster, db_url: str, tmp_path: Path) -> None:
+    spool = tmp_path / "spool.db"
+    last_run = SpoolingStore(Store(db_url), Spool(spool))
+    last_run.remember_state(["north/yard"])
+    left_open = AlertRecorder(last_run, can_push=True, edge="north").record(fire("started", 1, BASE)).alert_id
+    last_run.close()  # died with its fire open
+
+    cluster.stop()
+    with pytest.raises(Exception) as away:
+        Store(db_url).arm_state()
+    edge = SpoolingStore(Store(db_url), Spool(spool), retry_s=0.2, offline=away.value)
+    recorder = EdgeRecorder(edge, can_push=True, clear_after_s=0, owns=lambda camera: camera.startswith("north/"),
+                            edge="north")
+    try:
+        recorder.record(fire("started", 2, BASE + 60))  # a new fire, spooled
+        assert not recorder.expire_carried({"north/yard": True})  # nothing known of the last run yet
+        cluster.start()
+        while edge.spooling:
+            time.sleep(0.05)
+        # Now the last run's alert is carried (and, not seen again, cleared); this run's is not.
+        assert recorder.expire_carried({"north/yard": True})
+        alerts = {a.track_id: a for a in edge.recent_alerts()[0]}
+        assert alerts[1].id == left_open and alerts[1].cleared_at == alerts[1].last_seen
+        assert alerts[2].cleared_at is None and [a.track_id for a in edge.open_alerts()] == [2]
+    finally:
+        edge.close()
 
 SPOOLED_ALERT_RE = re.compile(r"alert (site-a/kitchen/[0-9a-f]{32}) started")
 
