@@ -3,7 +3,8 @@ edges record alerts, and a count of every message at the Bot API (none lost, non
 
 Each edge is its own process with its own edge name, recording ``started`` alerts through the
 daemon's alert recorder (``bot.alerts.AlertRecorder``) at ``--rate`` alerts a second, each with
-a real JPEG snapshot kept in the database as an edge does. Every alert is pushed to
+a real JPEG snapshot kept in the database as an edge does (frames of a fire clip, each alert's
+its own bytes, as no two camera frames are alike). Every alert is pushed to
 ``--chats`` operators' private chats, so it is that many deliveries. One bot sends them: the
 daemon's outbox (``bot.outbox.OutboxSender``) with python-telegram-bot's ``Bot`` built as the
 daemon builds it, over HTTP to the local fake Bot API server of tests/support/botapi (its own
@@ -12,8 +13,9 @@ of the outbox (``bot.outbox.IDLE_POLL_S``), as in a fleet.
 
 Deliveries a second are counted from the database's ``sent_at`` times: over the whole run, and
 over its middle 80 % (the sustained rate, without the start and the tail). The fake server's
-``sendPhoto`` calls are then counted per chat and alert: ``lost`` is a delivery never received,
-``duplicated`` one received twice. On a small machine the edges, PostgreSQL and the fake server
+answered ``sendPhoto`` calls are then counted per chat and alert: ``lost`` is a delivery never
+received, ``duplicated`` one received twice; ``uploads`` is how many of them carried the photo
+itself rather than the file_id of an earlier upload (the bot uploads each alert's photo once). On a small machine the edges, PostgreSQL and the fake server
 share the cores with the bot, so the CPU time the bot process spends per delivery is reported
 too, with the rate one core given to the bot alone would carry (and the fake server's CPU time
 per delivery, with psutil).
@@ -69,6 +71,7 @@ class FleetRun:
     deliveries: int  # expected: alerts x chats
     sent: int  # deliveries marked sent in the database
     received: int  # sendPhoto calls the fake server answered
+    uploads: int  # of them, those that uploaded the photo (the others named a file_id)
     lost: int
     duplicated: int
     recorded_s: float  # the edges' recording, first alert to last
@@ -84,26 +87,34 @@ class FleetRun:
         return 1000.0 / self.bot_cpu_ms if self.bot_cpu_ms else 0.0
 
 
-def snapshot_jpeg() -> bytes:
-    """A real camera frame (the fire clip's first) as the edges' snapshot."""
+def snapshot_jpegs() -> list[bytes]:
+    """Real camera frames (a fire clip's) for the edges' snapshots."""
     frames = natural_sorted((data_dir() / "images").glob(f"*/{FIRE_SEQUENCE}.jpg"))
     if not frames:
         raise SystemExit(f"no {FIRE_SEQUENCE} frames under {data_dir()}: set FIREWATCH_DATA to the shared data")
-    return frames[0].read_bytes()
+    return [frame.read_bytes() for frame in frames]
 
 
-def edge_worker(url: str, edge: str, alerts: int, rate: float, snapshot: bytes, start_at: float) -> None:
+def unique_jpeg(jpeg: bytes, label: str) -> bytes:
+    """``jpeg`` with a comment (a COM segment after the start marker) naming ``label``: the
+    same picture, bytes of its own, so the bot cannot send one alert's upload for another."""
+    comment = label.encode()
+    return jpeg[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + jpeg[2:]
+
+
+def edge_worker(url: str, edge: str, alerts: int, rate: float, start_at: float) -> None:
     """One edge: ``alerts`` started alerts at ``rate`` a second, recorded as the daemon records them."""
     from bot.alerts import AlertRecorder
     from storage import Store
     from vision.types import FireEvent
 
+    frames = snapshot_jpegs()  # read here: megabytes in the arguments would hold up the start
     store = Store(url)
     recorder = AlertRecorder(store, can_push=True, edge=edge)
     time.sleep(max(0.0, start_at - time.time()))
     for i in range(alerts):
         time.sleep(max(0.0, start_at + i / rate - time.time()))
-        ref = store.save_snapshot(snapshot)
+        ref = store.save_snapshot(unique_jpeg(frames[i % len(frames)], f"{edge} alert {i + 1}"))
         recorder.record(FireEvent(kind="started", camera=f"{edge}/yard", track_id=i + 1, class_name="fire",
                                   severity="fire", confidence=0.8, box=(100.0, 80.0, 300.0, 260.0),
                                   area_fraction=0.12, frame=i, t=i / rate, wall=time.time(), snapshot=ref,
@@ -176,10 +187,12 @@ def rates(times: Sequence[float]) -> tuple[float, float, float]:
 
 
 def count_received(calls: Sequence[dict], chats: Sequence[int]) -> Counter[tuple[int, int]]:
-    """(chat, alert id) -> sendPhoto calls that carried it."""
+    """(chat, alert id) -> answered sendPhoto calls that carried it."""
     received: Counter[tuple[int, int]] = Counter()
     for call in calls:
         params = call["params"]
+        if call.get("status") != 200:
+            continue  # refused (a file_id the server does not know, then uploaded) or unanswered
         match = _ALERT_ID.search(str(params.get("caption", "")))
         if match and int(params["chat_id"]) in chats:
             received[(int(params["chat_id"]), int(match.group(1)))] += 1
@@ -187,7 +200,7 @@ def count_received(calls: Sequence[dict], chats: Sequence[int]) -> Counter[tuple
 
 
 def one_run(admin_url: str, server: StandaloneServer, limiter: str, *, edges: int, alerts: int, rate: float,
-            chats: int, snapshot: bytes) -> FleetRun:
+            chats: int) -> FleetRun:
     from storage import Store, upgrade
     from tests.support.servers import create_database
 
@@ -200,7 +213,7 @@ def one_run(admin_url: str, server: StandaloneServer, limiter: str, *, edges: in
     expected = edges * alerts * chats
     spawn = multiprocessing.get_context("spawn")
     start_at = time.time() + 3.0  # every edge process imported and connected
-    workers = [spawn.Process(target=edge_worker, args=(url, f"edge-{i:02d}", alerts, rate, snapshot, start_at))
+    workers = [spawn.Process(target=edge_worker, args=(url, f"edge-{i:02d}", alerts, rate, start_at))
                for i in range(edges)]
     calls_before = len(server.control.calls("sendPhoto"))
     for worker in workers:
@@ -218,11 +231,13 @@ def one_run(admin_url: str, server: StandaloneServer, limiter: str, *, edges: in
     store.close()
     calls = server.control.calls("sendPhoto")[calls_before:]
     received = count_received(calls, operators)
+    # The fake server logs an upload as "<file NAME, N bytes>", a file_id as itself.
+    uploads = sum(1 for c in calls if c.get("status") == 200 and str(c["params"].get("photo", "")).startswith("<file"))
     wanted = {(chat, a.id) for a in alerts_rows for chat in operators}
     recorded = sorted(a.first_seen.timestamp() for a in alerts_rows)
     span, per_s, sustained = rates(sorted(sent))
     return FleetRun(limiter=limiter, edges=edges, chats=chats, alerts=total, deliveries=expected, sent=len(sent),
-                    received=sum(received.values()), lost=len(wanted - set(received)) + (edges * alerts - total) * chats,
+                    received=sum(received.values()), uploads=uploads, lost=len(wanted - set(received)) + (edges * alerts - total) * chats,
                     duplicated=sum(n - 1 for n in received.values() if n > 1),
                     recorded_s=recorded[-1] - recorded[0] if recorded else 0.0, drained_s=span,
                     per_s=per_s, sustained_per_s=sustained, bot_cpu_ms=1000 * bot_cpu / max(len(sent), 1),
@@ -246,7 +261,7 @@ def postgres(url: str | None) -> Iterator[str]:
 
 def main(*, edges: int = 10, alerts: int = 30, rate: float = 2.0, chats: int = 10,
          limiters: Sequence[str] = LIMITERS, database_url: str | None = None) -> list[FleetRun]:
-    snapshot = snapshot_jpeg()
+    snapshot_jpegs()  # the data is there (before any server starts)
     from tests.support.botapi import StandaloneServer  # needs aiohttp (the dev extra): only when run
 
     runs = []
@@ -254,8 +269,7 @@ def main(*, edges: int = 10, alerts: int = 30, rate: float = 2.0, chats: int = 1
         for i in range(chats):
             server.control.add_user(f"Operator {i}", user_id=FIRST_OPERATOR + i)
         for limiter in limiters:
-            runs.append(one_run(admin_url, server, limiter, edges=edges, alerts=alerts, rate=rate, chats=chats,
-                                snapshot=snapshot))
+            runs.append(one_run(admin_url, server, limiter, edges=edges, alerts=alerts, rate=rate, chats=chats))
     return runs
 
 
@@ -264,10 +278,10 @@ def table(runs: Sequence[FleetRun]) -> str:
     lines = [
         f"fleet: {first.edges} edges x {first.alerts // max(first.edges, 1)} alerts, {first.chats} chats each, "
         "one PostgreSQL, one bot, fake Bot API over HTTP",
-        f"{'rate limiter':<22} {'deliveries':>10} {'sent':>6} {'lost':>5} {'dup':>4} {'drain s':>8} "
+        f"{'rate limiter':<22} {'deliveries':>10} {'sent':>6} {'lost':>5} {'dup':>4} {'uploads':>7} {'drain s':>8} "
         f"{'per s':>7} {'sustained/s':>12} {'bot CPU ms':>11} {'per bot core/s':>15} {'server CPU ms':>14}",
     ]
-    lines += [f"{r.limiter:<22} {r.deliveries:>10} {r.sent:>6} {r.lost:>5} {r.duplicated:>4} {r.drained_s:>8.1f} "
+    lines += [f"{r.limiter:<22} {r.deliveries:>10} {r.sent:>6} {r.lost:>5} {r.duplicated:>4} {r.uploads:>7} {r.drained_s:>8.1f} "
               f"{r.per_s:>7.1f} {r.sustained_per_s:>12.1f} {r.bot_cpu_ms:>11.1f} {r.per_bot_core_s:>15.0f} "
               f"{'-' if r.server_cpu_ms is None else f'{r.server_cpu_ms:.1f}':>14}" for r in runs]
     lines.append("bot CPU ms: CPU time of the bot process (all threads) per delivery; per bot core/s: 1000 / that")

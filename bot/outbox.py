@@ -13,21 +13,28 @@ the result. Failures are sorted into:
   ``in-doubt`` (it most likely arrived; its later edits cannot find it and are dropped);
 - a refusal (400/403: chat gone, bot blocked): give up on that delivery, log it.
 
-A crash between Telegram accepting a message and ``mark_sent`` leaves the row in
+A crash between Telegram accepting a message and its recording leaves the row in
 ``sending``; at start it is retried, in doubt, so such a message can repeat at most once,
-whether the doubt came from a crash or a timeout. Rows are claimed one at a time
-(``Store.claim_next_due``), which never hands out a chat's delivery while an earlier one of
-that chat is unsettled: each chat's messages go in order, while different chats are sent
-to at once (up to ``parallel``), so that one slow chat holds back only itself. A second
-sender on the same database never takes a row this one holds.
+whether the doubt came from a crash or a timeout. Rows are claimed as many at once as there
+are free places (``Store.claim_due``), never a chat's delivery while an earlier one of that
+chat is unsettled: each chat's messages go in order, while different chats are sent to at
+once (up to ``parallel``), so that one slow chat holds back only itself. What was sent is
+recorded with the next claim, in its transaction (the sent chats' next rows can go at once).
+A second sender on the same database never takes a row this one holds.
+
+A photo or clip goes to every chat, but is uploaded once: the first send uploads it, the
+others name the ``file_id`` Telegram gave it (a file_id refused is uploaded again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -40,6 +47,7 @@ from bot.redaction import redact
 from bot.render import action_line, alert_caption, alert_keyboard
 from storage import Store
 from storage.models import CHAT_CHANNEL, Alert, AlertStatus, Delivery, DeliveryKind, DeliveryStatus
+from storage.repository import SentDelivery
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,12 @@ SHOWN_REUSE_S = 1.0
 # Other processes queue deliveries too (a fleet's edges, the command line), and nothing wakes
 # this one then: with nothing due, it looks again this often.
 IDLE_POLL_S = 1.0
+# A chat's send of a file that another chat's send is uploading waits for its file_id until
+# that upload is this old, then uploads the file itself: one chat's slow upload (Telegram
+# answers an upload once it has processed it, typically well within a second) holds the
+# others back only this long.
+UPLOAD_WAIT_S = 2.0
+FILE_IDS_KEPT = 1024  # the file_ids of the latest files sent (a few alerts' photos and clips)
 
 
 class TelegramEdit(enum.Enum):
@@ -92,6 +106,14 @@ class _Shown:
     photo: bytes | None  # None: the snapshot is gone, the alert goes as text
 
 
+@dataclass(frozen=True)
+class _Upload:
+    """A file's first upload: its file_id at Telegram once answered (None: it failed)."""
+
+    file_id: asyncio.Future[str | None]
+    started: float  # monotonic
+
+
 @dataclass
 class OutboxStats:
     sent: int = 0
@@ -114,6 +136,8 @@ class OutboxSender:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._held_until = 0.0  # monotonic: flood control or an outage holds every chat till then
         self._shown: dict[int, tuple[float, asyncio.Task[_Shown]]] = {}  # alert id -> (read until, reading)
+        self._sent: list[SentDelivery] = []  # sent, to record with the next claim
+        self._uploads: OrderedDict[bytes, _Upload] = OrderedDict()  # a file's digest -> its first upload
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -132,6 +156,11 @@ class OutboxSender:
             await asyncio.wait(self._in_flight, timeout=STOP_GRACE_S)
         for task in list(self._in_flight):
             task.cancel()
+        if self._sent:
+            try:
+                await self._claim(0)
+            except Exception:  # they stay "sending": retried in doubt at the next start
+                log.exception("recording %d sent deliveries failed", len(self._sent))
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next timer."""
@@ -159,25 +188,36 @@ class OutboxSender:
         while True:
             hold = self._held_until - time.monotonic()
             if hold > 0:
+                if self._sent:
+                    await self._claim(0)
                 return hold  # flood control or an outage: everything waits
             self._wake.clear()
-            if len(self._in_flight) < self.parallel:
-                claimed = await asyncio.to_thread(self.store.claim_next_due, CHANNEL)
-                if claimed is not None:
+            free = self.parallel - len(self._in_flight)
+            if free > 0 or self._sent:
+                for claimed in await self._claim(max(free, 0)):
                     task = asyncio.create_task(self._deliver_and_hold(claimed), name=f"delivery-{claimed.id}")
                     self._in_flight.add(task)
                     task.add_done_callback(self._in_flight.discard)
-                    continue
+            if self._sent:
+                continue  # a send ended meanwhile: record it, its chat's next row may go
             if not self._in_flight:
                 break
             # Until a send ends (its chat's next row may go), a row is queued, or a retry of
-            # another chat comes due; rows behind a send in flight are due but not claimable,
-            # hence the second's floor rather than a busy loop.
+            # another chat comes due (looked for every second).
             woken = asyncio.create_task(self._wake.wait())
-            await asyncio.wait({*self._in_flight, woken}, timeout=max(1.0, await self._next_due_in()),
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*self._in_flight, woken}, timeout=IDLE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()
         return await self._next_due_in()
+
+    async def _claim(self, limit: int) -> list[Delivery]:
+        """Record what was sent, and claim up to ``limit`` due deliveries, in one transaction.
+        If it fails, what was sent is recorded with the next."""
+        sent, self._sent = self._sent, []
+        try:
+            return await asyncio.to_thread(self.store.claim_due, CHANNEL, limit, sent=sent)
+        except BaseException:
+            self._sent[:0] = sent
+            raise
 
     async def _next_due_in(self) -> float:
         next_at = await asyncio.to_thread(self.store.next_due_at, CHANNEL)
@@ -208,7 +248,7 @@ class OutboxSender:
             log.warning("delivery %d to chat %d dropped: %s", claimed.id, claimed.chat_id, exc)
             await asyncio.to_thread(self.store.mark_failed, claimed.id, str(exc))
         except (BadRequest, Forbidden) as exc:
-            if "message is not modified" in str(exc).lower():
+            if _not_modified(exc):
                 await asyncio.to_thread(self.store.mark_sent, claimed.id, None)
                 return None
             self.stats.failed += 1
@@ -222,7 +262,8 @@ class OutboxSender:
             return await self._network_error(claimed, exc)
         else:
             self.stats.sent += 1
-            await asyncio.to_thread(self.store.mark_sent, claimed.id, message_id)
+            self._sent.append(SentDelivery(claimed.id, message_id, _now()))
+            self._wake.set()  # recorded by the sending loop, even while flood control holds it
         return None
 
     async def _network_error(self, claimed: Delivery, exc: Exception) -> float:
@@ -277,17 +318,17 @@ class OutboxSender:
             # Like a snapshot: a file here, or an edge's clip in the database.
             if (clip := await asyncio.to_thread(self.store.read_snapshot, alert.clip_path)) is None:
                 raise _Undeliverable("the alert's clip is gone")
-            await self.bot.edit_message_media(
-                InputMediaVideo(clip, caption=caption, parse_mode=ParseMode.HTML, supports_streaming=True,
+            await self._upload_once(clip, lambda media: self.bot.edit_message_media(
+                InputMediaVideo(media, caption=caption, parse_mode=ParseMode.HTML, supports_streaming=True,
                                 filename=f"alert-{alert.id}.mp4"),
                 chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard, **self._media_timeouts,
-            )
+            ))
         elif edit is TelegramEdit.MEDIA and (photo := await asyncio.to_thread(
                 self.store.read_snapshot, alert.snapshot_path)) is not None:
-            await self.bot.edit_message_media(
-                InputMediaPhoto(photo, caption=caption, parse_mode=ParseMode.HTML),
+            await self._upload_once(photo, lambda media: self.bot.edit_message_media(
+                InputMediaPhoto(media, caption=caption, parse_mode=ParseMode.HTML),
                 chat_id=d.chat_id, message_id=message_id, reply_markup=keyboard, **self._media_timeouts,
-            )
+            ))
         else:
             await self.bot.edit_message_caption(
                 chat_id=d.chat_id, message_id=message_id, caption=caption,
@@ -337,15 +378,76 @@ class OutboxSender:
 
     async def _send_photo(self, chat_id: int, shown: _Shown) -> Message:
         if shown.photo is not None:
-            return await self.bot.send_photo(
-                chat_id, shown.photo, caption=shown.caption, parse_mode=ParseMode.HTML,
+            return await self._upload_once(shown.photo, lambda media: self.bot.send_photo(
+                chat_id, media, caption=shown.caption, parse_mode=ParseMode.HTML,
                 reply_markup=shown.keyboard, **self._media_timeouts,  # type: ignore[arg-type]
-            )
+            ))
         # The snapshot could not be written (disk full) or was purged: the alert still goes out.
         return await self.bot.send_message(
             chat_id, shown.caption + "\n(snapshot unavailable)", parse_mode=ParseMode.HTML,
             reply_markup=shown.keyboard,  # type: ignore[arg-type]
         )
+
+
+    async def _upload_once(self, data: bytes, send: Callable[[bytes | str], Awaitable[Message | bool]]) -> Message:
+        """``send`` the file ``data`` (a photo, a clip) by its file_id once a send of it to
+        another chat has uploaded it, else upload it. Telegram refusing the file_id (400)
+        leaves nothing sent: the file is uploaded then, in the same try."""
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        first = self._uploads.get(key)
+        if first is None:
+            return await self._first_upload(key, data, send)
+        self._uploads.move_to_end(key)
+        try:
+            wait = max(0.0, first.started + UPLOAD_WAIT_S - time.monotonic())
+            file_id = await asyncio.wait_for(asyncio.shield(first.file_id), wait)
+        except TimeoutError:
+            file_id = None  # that upload is slow: this chat does not wait longer for it
+        if file_id is not None:
+            try:
+                return await send(file_id)  # type: ignore[return-value]
+            except BadRequest as exc:
+                if _not_modified(exc):
+                    raise
+                log.warning("Telegram refused a file_id it gave (%s): uploading the file again", redact(str(exc)))
+                self._forget_upload(key, first)
+        return await send(data)  # type: ignore[return-value]
+
+    async def _first_upload(self, key: bytes, data: bytes,
+                            send: Callable[[bytes | str], Awaitable[Message | bool]]) -> Message:
+        upload = _Upload(asyncio.get_running_loop().create_future(), time.monotonic())
+        self._uploads[key] = upload
+        while len(self._uploads) > FILE_IDS_KEPT:
+            self._uploads.popitem(last=False)
+        try:
+            message = await send(data)
+        except BaseException:
+            upload.file_id.set_result(None)  # the chats waiting for it upload it themselves
+            self._forget_upload(key, upload)
+            raise
+        file_id = _file_id(message)
+        upload.file_id.set_result(file_id)
+        if file_id is None:
+            self._forget_upload(key, upload)
+        return message  # type: ignore[return-value]
+
+    def _forget_upload(self, key: bytes, upload: _Upload) -> None:
+        if self._uploads.get(key) is upload:
+            del self._uploads[key]
+
+
+def _file_id(message: Message | bool) -> str | None:
+    """The file_id of the photo (its largest size) or clip a message carries."""
+    if not isinstance(message, Message):
+        return None  # an edit of an inline message answers True
+    if message.photo:
+        return message.photo[-1].file_id
+    media = message.video or message.animation or message.document
+    return media.file_id if media else None
+
+
+def _not_modified(exc: BadRequest) -> bool:
+    return "message is not modified" in str(exc).lower()
 
 
 def display_name(store: Store, user_id: int) -> str:

@@ -40,11 +40,11 @@ def snapshot(tmp_path: Path) -> str:
     return str(path)
 
 
-async def make_sender(srv: BotApiServer, store: Store) -> OutboxSender:
+async def make_sender(srv: BotApiServer, store: Store, parallel: int = 8) -> OutboxSender:
     bot = Bot(TOKEN, base_url=srv.base_url, base_file_url=srv.base_file_url,
               request=HTTPXRequest(read_timeout=2, connect_timeout=2))
     await bot.initialize()
-    return OutboxSender(bot, store, base_backoff_s=0.05)
+    return OutboxSender(bot, store, base_backoff_s=0.05, parallel=parallel)
 
 
 def fire(kind: str, track: int, snapshot: str | None, area: float = 0.01) -> FireEvent:
@@ -150,3 +150,89 @@ async def test_retried_delivery_records_attempts(srv, store) -> None:
     (delivery,) = store.deliveries()
     assert delivery.attempts == 2 and delivery.status is DeliveryStatus.SENT
     assert TOKEN not in str(delivery.last_error)
+
+
+def photos_sent(srv: BotApiServer, method: str = "sendPhoto") -> list[str]:
+    """What each answered call carried: "upload" (the fake server logs an upload as
+    "<file NAME, N bytes>") or the file_id it named."""
+    out = []
+    for call in srv.calls_to(method):
+        if call.status == 200:
+            media = call.params.get("photo") or (call.params.get("media") or {}).get("media", "")
+            out.append("upload" if media.startswith(("<file", "attach://")) else media)
+    return out
+
+
+async def test_a_photo_is_uploaded_once_and_named_by_its_file_id_for_the_other_chats(srv, store, snapshot,
+                                                                                      tmp_path) -> None:
+    chats = [srv.add_user(name, user_id=501 + i).id for i, name in enumerate(["Ann", "Bob", "Cat"])]
+    for chat in chats:
+        store.add_chat(chat)
+    rec = AlertRecorder(store, can_push=True)
+    rec.record(fire("started", 1, snapshot))
+    sender = await make_sender(srv, store)
+    await drain_until_done(sender, store)
+    messages = [msg for chat in chats for msg in srv.sent_messages(chat)]
+    assert len(messages) == 3 and all(m.photo_bytes == Path(snapshot).read_bytes() for m in messages)
+    file_ids = {m.media.file_id for m in messages}
+    assert len(file_ids) == 1  # one file at Telegram, shown in every chat
+    assert sorted(photos_sent(srv)) == sorted(["upload", *file_ids, *file_ids])
+
+    # A new photo of the fire: each message is edited to it, the photo uploaded once.
+    bigger = tmp_path / "bigger.jpg"
+    image = np.zeros((240, 320, 3), np.uint8)
+    cv2.circle(image, (160, 120), 90, (0, 128, 255), -1)
+    cv2.imwrite(str(bigger), image)
+    rec.record(fire("updated", 1, str(bigger), area=0.08))
+    await drain_until_done(sender, store)
+    edited = [msg for chat in chats for msg in srv.sent_messages(chat)]
+    assert all(m.photo_bytes == bigger.read_bytes() for m in edited)
+    (new_file,) = {m.media.file_id for m in edited}
+    assert sorted(photos_sent(srv, "editMessageMedia")) == sorted(["upload", new_file, new_file])
+
+
+async def test_a_file_id_telegram_refuses_is_uploaded_again_in_the_same_try(srv, store, snapshot) -> None:
+    ann, bob = srv.add_user("Ann", user_id=501), srv.add_user("Bob", user_id=502)
+    store.add_chat(ann.id)
+    store.add_chat(bob.id)
+    srv.faults.fail_next(1, status=400, description="Bad Request: wrong file identifier/HTTP URL specified",
+                         methods="sendPhoto", chats=[bob.id])
+    AlertRecorder(store, can_push=True).record(fire("started", 1, snapshot))
+    sender = await make_sender(srv, store, parallel=1)  # Ann's upload first, then Bob's by its file_id
+    await drain_until_done(sender, store)
+    (ann_msg,), (bob_msg,) = srv.sent_messages(ann.id), srv.sent_messages(bob.id)
+    assert bob_msg.photo_bytes == ann_msg.photo_bytes == Path(snapshot).read_bytes()
+    bob_calls = [(c.status, c.params["photo"].startswith("<file"))
+                 for c in srv.calls_to("sendPhoto") if c.params["chat_id"] == bob.id]
+    assert bob_calls == [(400, False), (200, True)]  # the file_id refused, then the upload
+    assert {(d.status, d.attempts) for d in store.deliveries()} == {(DeliveryStatus.SENT, 1)}
+    assert sender.stats.failed == sender.stats.retried == 0
+
+
+async def test_a_chat_refusing_the_first_upload_leaves_the_others_to_upload_it(srv, store, snapshot) -> None:
+    ann, bob, cat = (srv.add_user(name, user_id=501 + i) for i, name in enumerate(["Ann", "Bob", "Cat"]))
+    srv.set_blocked(ann)  # Ann's send, claimed first, uploads: refused
+    for user in (ann, bob, cat):
+        store.add_chat(user.id)
+    AlertRecorder(store, can_push=True).record(fire("started", 1, snapshot))
+    sender = await make_sender(srv, store)
+    await drain_until_done(sender, store)
+    assert srv.sent_messages(ann.id) == []
+    for user in (bob, cat):
+        (msg,) = srv.sent_messages(user.id)
+        assert msg.photo_bytes == Path(snapshot).read_bytes()
+    assert {d.chat_id: d.status for d in store.deliveries()} == {
+        ann.id: DeliveryStatus.FAILED, bob.id: DeliveryStatus.SENT, cat.id: DeliveryStatus.SENT}
+
+
+async def test_what_was_sent_is_recorded_by_the_time_the_sender_stops(srv, store) -> None:
+    users = [srv.add_user(f"U{i}", user_id=501 + i).id for i in range(5)]
+    for n in range(4):
+        store.queue_text(users, f"notice {n}")
+    sender = await make_sender(srv, store, parallel=3)
+    sender.start()
+    await srv.wait_for(lambda s: len(s.calls_to("sendMessage")) >= 20, timeout=20)
+    await sender.stop()
+    assert {d.status for d in store.deliveries()} == {DeliveryStatus.SENT}
+    for user in users:  # each chat's messages in the order queued, each once
+        assert [m.text for m in srv.sent_messages(user)] == [f"notice {n}" for n in range(4)]
