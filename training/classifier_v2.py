@@ -11,7 +11,8 @@ cross-entropy and with the Lite0 teacher's soft targets. The teacher is too slow
 every student batch on a CPU, so its logits are computed once per train crop (the mean over
 the crop and its mirror image) and the student is distilled from those.
 
-    python -m training.classifier_v2 --data $FIREWATCH_DATA --out runs/classifier-v2/full
+    python -m training.classifier_v2 --data $FIREWATCH_DATA --out runs/classifier-v2/full \
+        --kd-alpha 0.7 0.3 --report models/report/classifier-v2
 
 Every stage is saved when done and the teacher after every epoch: rerunning the command
 resumes where it stopped.
@@ -57,6 +58,7 @@ STUDENT_SIZE = 64
 # they hold most of the activations, so freezing them saves most of the backward pass.
 FROZEN_STAGES = 3
 TEACHER_LR = 1e-3  # fine-tuning: v1's 3e-3 from scratch would wash out the pretrained weights
+KD_ALPHA = TrainConfig.kd_alpha  # v1's recipe; other weights of the KL term are extra runs
 
 
 class ImagenetToTf(nn.Module):
@@ -104,8 +106,10 @@ def stratified_subset(data: CropSet, fraction: float, seed: int) -> CropSet:
     if fraction >= 1.0:
         return data
     rng = np.random.default_rng(seed)
-    keep = [rng.permutation(np.flatnonzero(data.labels == k))[: max(1, round(fraction * (data.labels == k).sum()))]
-            for k in range(len(LABELS))]
+    keep = []
+    for k in range(len(LABELS)):
+        members = np.flatnonzero(data.labels == k)
+        keep.append(rng.permutation(members)[: max(1, round(fraction * len(members)))])
     return data.subset(np.sort(np.concatenate(keep)))
 
 
@@ -127,16 +131,17 @@ def run_v2(
     *,
     size: int = TEACHER_SIZE,
     teacher_epochs: float = 3.0,
-    teacher_fraction: float = 0.5,
+    teacher_fraction: float = 0.7,
     student_epochs: float = 10.0,
+    kd_alphas: Sequence[float] = (KD_ALPHA,),
     frozen: int = FROZEN_STAGES,
     limit: int | None = None,
     seed: int = 0,
 ) -> TrainReport:
     """Train the Lite0 teacher at ``size`` on a stratified ``teacher_fraction`` of the train
     crops, then the 64 px student with plain CE and with the teacher's soft targets (all train
-    crops, v1's budget); evaluate all on val, export ONNX, write ``metrics.json`` and the
-    breakdown tables (``breakdown-<model>.md``) in ``out_dir``."""
+    crops, v1's budget; one distilled student per ``kd_alphas``); evaluate all on val, export
+    ONNX, write ``metrics.json`` and the breakdown tables (``breakdown-<model>.md``) in ``out_dir``."""
     torch.set_num_threads(1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +188,9 @@ def run_v2(
         np.save(targets_path, soft_targets(teacher, big["train"]))
     targets = np.load(targets_path)
 
-    for name, kd in (("student", None), ("student-kd-lite0", targets)):
+    runs = [("student", None, KD_ALPHA)] + [
+        ("student-kd-lite0" + ("" if a == KD_ALPHA else f"-a{a:g}"), targets, a) for a in kd_alphas]
+    for name, kd, alpha in runs:
         torch.manual_seed(seed)
         student = FireNet(**STUDENT)
         weights = out / f"{name}.pt"
@@ -192,11 +199,11 @@ def run_v2(
             student.load_state_dict(torch.load(weights))
         else:
             t0 = time.monotonic()
-            train(student, small["train"], TrainConfig(epochs=student_epochs, seed=seed),
-                  teacher_logits=kd, checkpoint=out / f"{name}.ckpt")
+            cfg = TrainConfig(epochs=student_epochs, seed=seed, kd_alpha=alpha)
+            train(student, small["train"], cfg, teacher_logits=kd, checkpoint=out / f"{name}.ckpt")
             torch.save(student.state_dict(), weights)
         finish(name, student, small["val"], t0)
-    report.chosen = max(("student", "student-kd-lite0"), key=lambda n: report.metrics[n].macro_f1)
+    report.chosen = max((name for name, _, _ in runs), key=lambda n: report.metrics[n].macro_f1)
     metrics_path.write_text(json.dumps(report.to_json(), indent=2))
     return report
 
@@ -224,8 +231,10 @@ def main(argv: Sequence[str] | None = None) -> TrainReport:
     ap.add_argument("--out", type=Path, default=Path("runs/classifier-v2/full"))
     ap.add_argument("--size", type=int, default=TEACHER_SIZE)
     ap.add_argument("--teacher-epochs", type=float, default=3.0)
-    ap.add_argument("--teacher-fraction", type=float, default=0.5)
+    ap.add_argument("--teacher-fraction", type=float, default=0.7)
     ap.add_argument("--student-epochs", type=float, default=10.0)
+    ap.add_argument("--kd-alpha", type=float, nargs="+", default=[KD_ALPHA],
+                    help="weight of the KL term, one student per value")
     ap.add_argument("--frozen", type=int, default=FROZEN_STAGES)
     ap.add_argument("--report", type=Path, help="also write the comparison with --baseline here")
     ap.add_argument("--baseline", type=Path, default=Path("models/fire-classifier.onnx"))
@@ -233,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> TrainReport:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run_v2(args.data, args.out, size=args.size, teacher_epochs=args.teacher_epochs,
                     teacher_fraction=args.teacher_fraction, student_epochs=args.student_epochs,
+                    kd_alphas=args.kd_alpha,
                     frozen=args.frozen)
     for name, m in report.metrics.items():
         print(name, json.dumps(asdict(m)))
