@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from storage import Store, upgrade
+from tests.support.bot_harness import TOKEN
+from tests.support.botapi import BotApiServer
 from tests.support.data import DATA
 # The real servers (PostgreSQL, Mosquitto) and a fresh database per test.
 from tests.support.servers import mqtt_broker, postgres_cluster, postgres_database, postgres_server  # noqa: F401
@@ -43,3 +45,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(url)
     yield s
     s.close()
+
+
+@pytest.fixture
+async def srv() -> AsyncIterator[BotApiServer]:
+    """The fake Bot API server (real HTTP) for the shared test token, no users yet."""
+    async with BotApiServer(token=TOKEN) as server:
+        yield server

@@ -19,16 +19,9 @@ from bot.alerts import AlertRecorder
 from bot.outbox import OutboxSender
 from storage import Store
 from storage.models import AlertStatus, DeliveryStatus
+from tests.support.bot_harness import TOKEN
 from tests.support.botapi.server import BotApiServer
 from vision.types import FireEvent
-
-TOKEN = "123456789:AAHfiqksKZ8WmR2zSjiQ7_v4TMAKdiHm9T0"
-
-
-@pytest.fixture
-async def srv():
-    async with BotApiServer(token=TOKEN) as server:
-        yield server
 
 
 @pytest.fixture

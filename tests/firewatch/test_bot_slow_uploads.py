@@ -52,12 +52,6 @@ def fire(kind: str, track: int, snapshot: str | None) -> FireEvent:
                      wall=time.time(), snapshot=snapshot)
 
 
-@pytest_asyncio.fixture
-async def srv() -> AsyncIterator[BotApiServer]:
-    async with BotApiServer(token=TOKEN) as server:
-        yield server
-
-
 async def sender_for(srv: BotApiServer, store: Store, media_timeout_s: float) -> OutboxSender:
     bot = Bot(TOKEN, base_url=srv.base_url, base_file_url=srv.base_file_url,
               request=HTTPXRequest(read_timeout=2, connect_timeout=2))
