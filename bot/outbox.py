@@ -388,7 +388,6 @@ class OutboxSender:
             reply_markup=shown.keyboard,  # type: ignore[arg-type]
         )
 
-
     async def _upload_once(self, data: bytes, send: Callable[[bytes | str], Awaitable[Message | bool]]) -> Message:
         """``send`` the file ``data`` (a photo, a clip) by its file_id once a send of it to
         another chat has uploaded it, else upload it. Telegram refusing the file_id (400)
