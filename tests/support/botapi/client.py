@@ -177,7 +177,23 @@ class ControlClient:
             time.sleep(interval)
 
 
-class StandaloneServer:
+class BotApiUrls:
+    """The URLs a bot is pointed at, from the server root ``url`` (``http://host:port``)."""
+
+    url: str
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as PTB ``base_url`` (PTB appends the token)."""
+        return f"{self.url}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """What to pass as PTB ``base_file_url`` (PTB appends the token)."""
+        return f"{self.url}/file/bot"
+
+
+class StandaloneServer(BotApiUrls):
     """Run ``python -m tests.support.botapi.server`` as a subprocess (context manager).
 
     ``url``, ``base_url``, ``base_file_url`` and ``control`` are set once it is ready.
@@ -190,14 +206,6 @@ class StandaloneServer:
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
         self.stderr = ""  # the server's log, available after exit
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/bot"
-
-    @property
-    def base_file_url(self) -> str:
-        return f"{self.url}/file/bot"
 
     @property
     def control(self) -> ControlClient:

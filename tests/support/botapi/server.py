@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .client import BotApiUrls
 from .control import ControlApi
 from .faults import Fault, FaultKind, FaultPlan
 from .methods import ApiError, BotMethods, Params, Upload
@@ -37,7 +38,7 @@ _LOG = logging.getLogger("tests.support.botapi")
 _MAX_UPLOAD = 60 * 1024 * 1024  # Telegram's own limit is 50 MB for bots
 
 
-class BotApiServer(World):
+class BotApiServer(World, BotApiUrls):
     """The fake server: a :class:`World` (state and user actions) served over HTTP.
 
     All Python-side methods must be called from the event loop the server runs on.
@@ -64,16 +65,6 @@ class BotApiServer(World):
     def url(self) -> str:
         """Server root, e.g. ``http://127.0.0.1:PORT``; the control API lives under ``/_control/``."""
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """What to pass as PTB ``base_url`` (PTB appends the token)."""
-        return f"{self.url}/bot"
-
-    @property
-    def base_file_url(self) -> str:
-        """What to pass as PTB ``base_file_url`` (PTB appends the token)."""
-        return f"{self.url}/file/bot"
 
     # ---- lifecycle ------------------------------------------------------------------------
 
