@@ -1,6 +1,7 @@
 """Fit and evaluate the temporal verification model (``vision/verification.py``), offline.
 
-Labelled tracks come from the REAL shipped detector and tracker run on:
+Labelled tracks come from a REAL detector (``--detector``, the shipped one by default) and the
+tracker, run on:
 
 - the shared videos: the 3 fire clips (positives from their onset frame) and the 3 fire-free
   clips (negatives);
@@ -10,7 +11,8 @@ Labelled tracks come from the REAL shipped detector and tracker run on:
   grey levels, new every frame): all negatives, fire or not, since a photo of a fire is not a
   fire. Every val image is held 3 s; train images (a sample of those the detector boxes) 2 s.
 
-Detections and features are cached per clip under ``runs/verification/`` (gitignored), so a
+Detections and features are cached per detector file and clip under
+``runs/verification/<detector>-<digest>/`` (gitignored), so a
 re-fit costs seconds. The split stays honest: the model that scores ``fire/`` val never saw
 it (val is one group), each video is scored by a model fitted without that video, and the
 thresholds (one per class and window length, see ``choose_thresholds``) are chosen on
@@ -18,7 +20,8 @@ out-of-fold scores of the training pool (group 5-fold). That pool holds the vide
 own out-of-fold scores take part in the thresholds (the car clip sets the smoke threshold of
 a full window): a mild leak into the video rows of the report, none into fire/ val.
 
-    python -m training.verification [--static-train 400] [--min-frames 3 4] [--out models/verification.json]
+    python -m training.verification [--detector models/fire-detector.onnx] [--static-train 400] \
+        [--min-frames 3 4] [--out models/verification.json]
 
 With several ``--min-frames`` the report compares them and the first one is written out.
 """
@@ -129,7 +132,8 @@ def sequence_clips(root: Path, split: str) -> list[Clip]:
     ]
 
 
-def static_clips(root: Path, split: str, frames: int, limit: int | None, detector_low) -> tuple[list[Clip], int]:  # type: ignore[no-untyped-def]
+def static_clips(root: Path, split: str, frames: int, limit: int | None, detector_low,  # type: ignore[no-untyped-def]
+                 cache_dir: Path) -> tuple[list[Clip], int]:
     """Images of ``split`` held still; only those the detector boxes at all (at 0.1, well
     below the daemon's 0.25) can raise an alert, so the others are counted, not played."""
     import csv
@@ -138,7 +142,7 @@ def static_clips(root: Path, split: str, frames: int, limit: int | None, detecto
     if limit is not None:
         rng = np.random.default_rng(0)
         rows = [rows[i] for i in sorted(rng.choice(len(rows), min(limit, len(rows)), replace=False))]
-    cache = CACHE / f"boxed-{split}-{limit}.json"
+    cache = cache_dir / f"boxed-{split}-{limit}.json"
     boxed: dict[str, bool] = json.loads(cache.read_text()) if cache.is_file() else {}
     clips = []
     for r in rows:
@@ -156,12 +160,19 @@ def static_clips(root: Path, split: str, frames: int, limit: int | None, detecto
 # -- detections and features, cached per clip ------------------------------------------------
 
 
-def _cache_path(clip: Clip, what: str) -> Path:
-    return CACHE / what / (hashlib.md5(clip.name.encode()).hexdigest() + ".pkl")
+def model_cache(model: Path) -> Path:
+    """Where the boxes and features of ``model``'s tracks are cached: keyed on its bytes, so a
+    retrained or another detector never reads the boxes of the one before."""
+    digest = hashlib.sha1(Path(model).read_bytes()).hexdigest()[:12]
+    return CACHE / f"{Path(model).stem}-{digest}"
 
 
-def tracked_detections(clip: Clip, detector, tracker_factory) -> list[Detections]:  # type: ignore[no-untyped-def]
-    path = _cache_path(clip, "detections")
+def _cache_path(cache_dir: Path, clip: Clip, what: str) -> Path:
+    return cache_dir / what / (hashlib.md5(clip.name.encode()).hexdigest() + ".pkl")
+
+
+def tracked_detections(clip: Clip, detector, tracker_factory, cache_dir: Path) -> list[Detections]:  # type: ignore[no-untyped-def]
+    path = _cache_path(cache_dir, clip, "detections")
     if path.is_file():
         return pickle.loads(path.read_bytes())
     tracker = tracker_factory()
@@ -184,8 +195,8 @@ class Row:
     features: dict[str, float] | None
 
 
-def clip_rows(clip: Clip, dets: list[Detections]) -> list[Row]:
-    path = _cache_path(clip, f"features-v{FEATURES_VERSION}")
+def clip_rows(clip: Clip, dets: list[Detections], cache_dir: Path) -> list[Row]:
+    path = _cache_path(cache_dir, clip, f"features-v{FEATURES_VERSION}")
     if path.is_file():  # plain tuples: a pickled class would be tied to how this ran (-m or import)
         return [Row(*t) for t in pickle.loads(path.read_bytes())]
     verifier = Verifier(model=None, config=VerificationConfig(min_frames=CACHE_MIN_FRAMES))
@@ -360,22 +371,23 @@ def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, win
     return model, lines
 
 
-def collect(static_train: int) -> tuple[list[Clip], dict[str, list[Row]], int, int]:
-    """Every labelled clip and its rows (detections and features cached); the numbers of val
-    and sampled train images never boxed at 0.1 (not played)."""
+def collect(static_train: int, model: Path = MODEL) -> tuple[list[Clip], dict[str, list[Row]], int, int]:
+    """Every labelled clip and its rows from detector ``model`` (detections and features
+    cached); the numbers of val and sampled train images never boxed at 0.1 (not played)."""
     from vision.detectors import Detector
     from vision.tracker import Tracker
 
     root = data_root()
-    detector = Detector(MODEL, conf_threshold=0.25, iou_threshold=0.5, threads=1)
-    low = Detector(MODEL, conf_threshold=0.1, iou_threshold=0.5, threads=1)
-    static_val, skipped_val = static_clips(root, "val", 30, None, low)
-    static_train, skipped_train = static_clips(root, "train", 20, static_train, low)
+    cache_dir = model_cache(model)
+    detector = Detector(model, conf_threshold=0.25, iou_threshold=0.5, threads=1)
+    low = Detector(model, conf_threshold=0.1, iou_threshold=0.5, threads=1)
+    static_val, skipped_val = static_clips(root, "val", 30, None, low, cache_dir)
+    static_train, skipped_train = static_clips(root, "train", 20, static_train, low, cache_dir)
     clips = video_clips(root) + sequence_clips(root, "train") + sequence_clips(root, "val") + static_train + static_val
     log.info("%d clips (%d val and %d train images never boxed at 0.1: not played)", len(clips), skipped_val, skipped_train)
     data: dict[str, list[Row]] = {}
     for i, clip in enumerate(clips):
-        data[clip.name] = clip_rows(clip, tracked_detections(clip, detector, Tracker))
+        data[clip.name] = clip_rows(clip, tracked_detections(clip, detector, Tracker, cache_dir), cache_dir)
         if i % 100 == 0:
             log.info("clip %d/%d %s", i, len(clips), clip.name)
     return clips, data, skipped_val, skipped_train
@@ -386,14 +398,15 @@ def _cli() -> None:
     parser.add_argument("--static-train", type=int, default=400, help="train images sampled to hold still")
     parser.add_argument("--min-frames", type=int, nargs="+", default=[VerificationConfig().min_frames],
                         help="frames a track needs before a verdict; several: compare them, ship the first")
+    parser.add_argument("--detector", type=Path, default=MODEL, help="the detector whose tracks are fitted")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "verification.json")
     parser.add_argument("--report", type=Path, default=CACHE / "report.md")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    clips, data, skipped_val, skipped_train = collect(args.static_train)
+    clips, data, skipped_val, skipped_train = collect(args.static_train, args.detector)
     lines = [
         f"Never boxed at 0.1 (so never alerted, not played): {skipped_val} val images, {skipped_train} of the "
-        f"{args.static_train} sampled train images. Detector {MODEL.name} at 0.25, today's rule {CONFIRM_HITS} of {CONFIRM_WINDOW}.",
+        f"{args.static_train} sampled train images. Detector {args.detector.name} at 0.25, today's rule {CONFIRM_HITS} of {CONFIRM_WINDOW}.",
     ]
     shipped = None
     for min_frames in args.min_frames:
