@@ -249,7 +249,7 @@ class OutboxSender:
             await asyncio.to_thread(self.store.mark_failed, claimed.id, str(exc))
         except (BadRequest, Forbidden) as exc:
             if _not_modified(exc):
-                await asyncio.to_thread(self.store.mark_sent, claimed.id, None)
+                self._record_sent(claimed, None)
                 return None
             self.stats.failed += 1
             log.error("delivery %d to chat %d refused: %s", claimed.id, claimed.chat_id, redact(str(exc)))
@@ -262,9 +262,12 @@ class OutboxSender:
             return await self._network_error(claimed, exc)
         else:
             self.stats.sent += 1
-            self._sent.append(SentDelivery(claimed.id, message_id, _now()))
-            self._wake.set()  # recorded by the sending loop, even while flood control holds it
+            self._record_sent(claimed, message_id)
         return None
+
+    def _record_sent(self, claimed: Delivery, message_id: int | None) -> None:
+        self._sent.append(SentDelivery(claimed.id, message_id, _now()))
+        self._wake.set()  # recorded by the sending loop, even while flood control holds it
 
     async def _network_error(self, claimed: Delivery, exc: Exception) -> float:
         # Telegram is unreachable or failing: hold the whole pass rather than hammer it.

@@ -537,11 +537,6 @@ class Store:
                 )
             )
 
-    def claim_next_due(self, channel: str | None = None, now: datetime | None = None) -> Delivery | None:
-        """Take the oldest due delivery for sending (``claim_due`` of one); None if none is due."""
-        claimed = self.claim_due(channel, 1, now)
-        return claimed[0] if claimed else None
-
     def claim_due(self, channel: str | None = None, limit: int = 1, now: datetime | None = None,
                   sent: Sequence[SentDelivery] = ()) -> list[Delivery]:
         """Take up to ``limit`` due deliveries for sending (as ``claim_delivery``), oldest

@@ -11,29 +11,35 @@ import pytest
 from sqlalchemy import text
 
 from storage import Store
-from storage.models import DeliveryStatus
+from storage.models import Delivery, DeliveryStatus
+
+
+def claim_one(store: Store, channel: str | None = None, now: datetime | None = None) -> Delivery | None:
+    """The oldest due delivery, claimed; None if none is due."""
+    claimed = store.claim_due(channel, 1, now)
+    return claimed[0] if claimed else None
 
 
 def test_claims_oldest_first_and_holds_a_recipient_until_its_earlier_message_settles(store: Store) -> None:
     first, second = store.queue_text([1, 1], "x")
     (other,) = store.queue_text([2], "y")
-    claimed = store.claim_next_due()
+    claimed = claim_one(store)
     assert (claimed.id, claimed.status, claimed.attempts) == (first.id, DeliveryStatus.SENDING, 1)
-    assert store.claim_next_due().id == other.id  # chat 1's second waits for its first
-    assert store.claim_next_due() is None
+    assert claim_one(store).id == other.id  # chat 1's second waits for its first
+    assert claim_one(store) is None
     store.mark_sent(first.id, 10)
-    assert store.claim_next_due().id == second.id
+    assert claim_one(store).id == second.id
 
 
 def test_a_retry_waiting_holds_back_its_recipient_and_channels_are_apart(store: Store) -> None:
     (first,) = store.queue_text([1], "x")
-    store.claim_next_due()
+    claim_one(store)
     later = datetime.now(timezone.utc) + timedelta(minutes=1)
     store.mark_retry(first.id, "502", later)
     store.queue_text([1], "y")
-    assert store.claim_next_due() is None
-    assert store.claim_next_due(channel="mqtt", now=later) is None
-    assert store.claim_next_due(now=later).id == first.id
+    assert claim_one(store) is None
+    assert claim_one(store, channel="mqtt", now=later) is None
+    assert claim_one(store, now=later).id == first.id
 
 
 @pytest.fixture
@@ -49,10 +55,10 @@ def test_a_row_locked_by_another_sender_is_skipped_not_waited_for(pg_url: str) -
     with store.engine.connect() as other_sender:
         other_sender.execute(text("SET lock_timeout = '5s'"))
         other_sender.execute(text("SELECT id FROM deliveries WHERE id = :id FOR UPDATE"), {"id": first.id})
-        took = store.claim_next_due()  # would block (then fail) without SKIP LOCKED
+        took = claim_one(store)  # would block (then fail) without SKIP LOCKED
         assert took.id == second.id
         other_sender.rollback()
-    assert store.claim_next_due().id == first.id
+    assert claim_one(store).id == first.id
     store.close()
 
 
@@ -67,7 +73,7 @@ def test_two_concurrent_senders_never_take_one_delivery(pg_url: str) -> None:
     def sender(name: str) -> None:
         store = Store(pg_url)  # an engine of its own, as in another process
         start.wait()
-        while (d := store.claim_next_due()) is not None:
+        while (d := claim_one(store)) is not None:
             taken[name].append(d.id)
             store.mark_sent(d.id, d.id)
         store.close()
