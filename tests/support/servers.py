@@ -19,9 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 POSTGRES_ENV = "FIREWATCH_TEST_POSTGRES_URL"
 MQTT_ENV = "FIREWATCH_TEST_MQTT_URL"
@@ -235,7 +239,31 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database(admin, name)
     finally:
         admin.dispose()
+
+
+def drop_database(admin: Engine, name: str, tries: int = 5) -> None:
+    """Drop ``name`` as a role without superuser rights, as CI's is.
+
+    ``WITH (FORCE)`` needs the right to end every session on the database, and an
+    autovacuum worker (started by a test's bulk delete) is not ours to end: it refuses the
+    whole drop. So our own leftover sessions are ended by hand, and a plain ``DROP
+    DATABASE``, which asks autovacuum to step aside, is retried while one lingers.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(tries):
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name AND usename = current_user "
+                              "AND pid <> pg_backend_pid()"), {"name": name})
+            try:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                return
+            except OperationalError:  # "is being accessed by other users"
+                if attempt == tries - 1:
+                    raise
+        time.sleep(0.5)
