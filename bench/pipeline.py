@@ -114,11 +114,13 @@ class DaemonDetection:
     settings: Any  # the firewatch.config.Settings these came from, for the wiring helpers
 
 
-def daemon_detection() -> DaemonDetection:
+def daemon_detection(**overrides: Any) -> DaemonDetection:
+    """The daemon's detection settings from the environment and defaults, ``overrides`` applied
+    as if set there (the settings that follow them, as the threshold follows ``verify``, follow)."""
     from firewatch.config import Settings
     from firewatch.wiring import event_config
 
-    settings = Settings(_env_file=None)  # type: ignore[call-arg] - environment and defaults only
+    settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg] - environment and defaults only
     classifier = settings.classifier_model if settings.classifier_model and settings.classifier_model.is_file() else None
     return DaemonDetection(settings.detect_confidence, settings.nms_iou, event_config(settings), classifier, settings)
 

@@ -34,7 +34,7 @@ import pickle
 import statistics
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -135,16 +135,15 @@ def _cache_path(model: Path, clip: Clip, conf: float, iou: float) -> Path:
     return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}.pkl"
 
 
-def _daemon(verify: bool | None):  # type: ignore[no-untyped-def]
-    """The daemon's detection settings with verification on or off (None: as configured),
-    and the Settings they came from; the detection threshold's default follows verification."""
-    from firewatch.config import Settings
-
-    settings = daemon_detection()
-    if verify is None or verify == settings.settings.verify:
-        return settings, settings.settings
-    daemon = Settings(_env_file=None, verify=verify)  # type: ignore[call-arg]
-    return replace(settings, conf_threshold=daemon.detect_confidence), daemon
+def _daemon(verify: bool | None, model: Path):  # type: ignore[no-untyped-def]
+    """The daemon's detection settings for ``model`` (a shipped detector brings its own
+    verification) with verification on or off (None: as configured), and the Settings they came
+    from; the detection threshold's default follows verification."""
+    overrides: dict[str, object] = {"detector_model": Path(model)}
+    if verify is not None:
+        overrides["verify"] = verify
+    settings = daemon_detection(**overrides)
+    return settings, settings.settings
 
 
 def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1, work: Path,
@@ -156,7 +155,7 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
     from vision.detectors import Detector
     from vision.replay import replay
 
-    settings, daemon = _daemon(verify)
+    settings, daemon = _daemon(verify, model)
     conf = settings.conf_threshold if conf is None else conf
     detector = Detector(model, conf_threshold=conf, iou_threshold=settings.iou_threshold, threads=threads)
     detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold) if cache else None)
@@ -246,7 +245,7 @@ def play_stills(model: Path, *, conf: float | None = None, verify: bool | None =
     from vision.tracker import Tracker
     from vision.types import Detections, Frame
 
-    settings, daemon = _daemon(verify)
+    settings, daemon = _daemon(verify, model)
     conf = settings.conf_threshold if conf is None else conf
     detector = Detector(model, conf_threshold=STILL_BASE_CONF, iou_threshold=settings.iou_threshold, threads=threads)
     classifier = load_classifier(settings.classifier_model)

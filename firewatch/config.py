@@ -42,7 +42,7 @@ from pydantic_settings import (
 
 from firewatch.cameras import CameraConfig
 
-from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_VERIFICATION
+from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_DETECTORS, SHIPPED_VERIFICATION
 from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     # publish to the broker can then disarm; each change is audited (method "mqtt").
     mqtt_arming: bool = False
 
-    # Models
+    # Models. The detector: a shipped one by name (SHIPPED_DETECTORS: "v2", the default, or
+    # "v1") or an ONNX file.
     detector_model: Path = SHIPPED_DETECTOR
     classifier_model: Path | None = SHIPPED_CLASSIFIER
     detector_runtime: str = DEFAULT_RUNTIME
@@ -123,6 +124,7 @@ class Settings(BaseSettings):
     # Temporal verification: a confirmed track alerts only once it moves like fire
     # (flicker, changing outline, motion inside the box); a still picture of a fire does not.
     verify: bool = True
+    # Unset: the one fitted on the shipped detector chosen above (v2's for a file of one's own).
     verification_model: Path = SHIPPED_VERIFICATION
     # Onset clip: once a fire has been in view this long, its alert's photo is replaced by a
     # short MP4 of its start (from a few seconds before). The photo never waits for it.
@@ -193,7 +195,18 @@ class Settings(BaseSettings):
                 return cls.model_fields[info.field_name].default
             if value.strip().lower() == "off" and info.field_name == "classifier_model":
                 return None
+            if info.field_name == "detector_model" and value.strip().lower() in SHIPPED_DETECTORS:
+                return SHIPPED_DETECTORS[value.strip().lower()][0]
         return value
+
+    @model_validator(mode="after")
+    def _verification_follows_detector(self) -> Settings:
+        # The shipped verification (unset or empty) follows a shipped detector, named or by path.
+        if self.verification_model == SHIPPED_VERIFICATION:
+            for detector, verification in SHIPPED_DETECTORS.values():
+                if self.detector_model.resolve() == detector:
+                    self.verification_model = verification
+        return self
 
     @field_validator("mqtt_url")
     @classmethod

@@ -14,6 +14,13 @@ MODELS_DIR = REPO_ROOT / "models"
 SHIPPED_DETECTOR = MODELS_DIR / "fire-detector.onnx"
 SHIPPED_CLASSIFIER = MODELS_DIR / "fire-classifier.onnx"
 SHIPPED_VERIFICATION = MODELS_DIR / "verification.json"
+# Each shipped detector with the temporal verification fitted on its own tracks (the features
+# are measured inside its boxes, so a verifier fitted on another detector's boxes misjudges).
+# The default is the first; FIREWATCH_DETECTOR_MODEL takes a name here or a path.
+SHIPPED_DETECTORS: dict[str, tuple[Path, Path]] = {
+    "v2": (SHIPPED_DETECTOR, SHIPPED_VERIFICATION),
+    "v1": (MODELS_DIR / "fire-detector-v1.onnx", MODELS_DIR / "verification-v1.json"),
+}
 # The datasets sit beside the checkout, never inside it (see README).
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 

@@ -88,7 +88,7 @@ def test_verification_alerts_a_fire_no_later_and_not_the_car_clip(tmp_path: Path
 
 
 # A fire-free val image (a lamp-lit room) that the detector confirms by K-of-N alone when held still.
-ROOM = "cairneg__Interior_Design_Ideas_3_.jpg"
+ROOM = "cairneg__Standard-single-1600x900.jpg"
 
 
 def test_stills_held_in_view_alert_only_without_verification(tmp_path: Path) -> None:

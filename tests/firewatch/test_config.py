@@ -125,3 +125,24 @@ def test_detection_threshold_follows_verification_unless_set(monkeypatch: pytest
     assert load_settings(env_file=None).detect_confidence == PLAIN_DETECT_CONFIDENCE
     monkeypatch.setenv("FIREWATCH_DETECT_CONFIDENCE", "0.4")
     assert load_settings(env_file=None).detect_confidence == 0.4
+
+
+def test_v1_detector_stays_selectable_with_the_verification_fitted_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firewatch.paths import SHIPPED_DETECTORS
+    from vision.verification import VerificationModel
+
+    v2, v1 = SHIPPED_DETECTORS["v2"], SHIPPED_DETECTORS["v1"]
+    assert v1 != v2
+    defaults = load_settings(env_file=None)
+    assert (defaults.detector_model, defaults.verification_model) == v2
+    for value in ("v1", str(v1[0]), " V1 "):
+        monkeypatch.setenv("FIREWATCH_DETECTOR_MODEL", value)
+        settings = load_settings(env_file=None)
+        assert (settings.detector_model, settings.verification_model) == v1, value
+    for detector, verification in (v1, v2):
+        assert detector.is_file()
+        VerificationModel.load(verification)
+    assert v1[1].read_bytes() != v2[1].read_bytes()  # each fitted on its own detector's tracks
+    # A verification of one's own is kept, whichever detector.
+    monkeypatch.setenv("FIREWATCH_VERIFICATION_MODEL", "/srv/my-verification.json")
+    assert str(load_settings(env_file=None).verification_model) == "/srv/my-verification.json"

@@ -24,7 +24,7 @@ from tests.support.daemon_rig import Rig, black_frames
 from tests.support.data import DATA, SHIPPED_DETECTOR
 
 FIRE_VIDEO = DATA / "videos" / "navid__fire4.mp4"  # 101 frames at 10 FPS, fire in every one
-# At 0.45 the shipped detector sees this clip's flames as one fire (tests/firewatch/test_cameras_e2e.py).
+# At 0.45 detector v1 sees this clip's flames as one fire (tests/firewatch/test_cameras_e2e.py says why v1).
 DETECT_CONFIDENCE = 0.45
 SITES = {"site-a": "kitchen", "site-b": "garage"}
 HEARTBEAT_S, QUIET_AFTER_S = 1, 8
@@ -65,7 +65,7 @@ def texts_with(rig: Rig, needle: str) -> dict[int, int]:
 
 async def test_two_edges_and_one_bot_on_one_postgresql(tmp_path: Path, postgres_database: str) -> None:
     async with BotApiServer(token=TOKEN) as srv:
-        rig = Rig.create(srv, tmp_path, FIRE_VIDEO, database_url=postgres_database, classifier_model="",
+        rig = Rig.create(srv, tmp_path, FIRE_VIDEO, database_url=postgres_database, classifier_model="", detector_model="v1",
                          detect_confidence=DETECT_CONFIDENCE, heartbeat_s=HEARTBEAT_S,
                          edge_quiet_after_s=QUIET_AFTER_S,
                          # The photo stays a photo: an onset clip would replace it after a few seconds.

@@ -7,7 +7,7 @@ import csv
 import re
 from pathlib import Path
 
-from firewatch.paths import REPO_ROOT, SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, data_root
+from firewatch.paths import REPO_ROOT, SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_DETECTORS, data_root
 
 REPO = REPO_ROOT
 # Absolute: tests run commands from temporary folders (tests/conftest.py exports it).
@@ -16,9 +16,12 @@ FIRE = DATA / "fire"
 FACES = DATA / "faces" / "face_recognition"
 KNN = FACES / "examples" / "knn_examples"
 NO_FACE = FIRE / "images" / "val" / "rf__img_261_jpg.rf.065d0fef257db2bfb431674e081f3fa1.jpg"
+# A trained detector stored in float32, for the tools that shrink or quantize one (the shipped
+# default is already stored in float16).
+FP32_DETECTOR = SHIPPED_DETECTORS["v1"][0]
 
 __all__ = [
-    "DATA", "FACES", "FIRE", "FIRE2", "KNN", "NO_FACE", "REPO", "SHIPPED_CLASSIFIER", "SHIPPED_DETECTOR",
+    "DATA", "FACES", "FIRE", "FIRE2", "FP32_DETECTOR", "KNN", "NO_FACE", "REPO", "SHIPPED_CLASSIFIER", "SHIPPED_DETECTOR",
     "fire_free_cctv", "folder_of", "frame_no", "identity_photos", "label_of", "link_sequence", "video_frames",
 ]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.data import FIRE, SHIPPED_DETECTOR
+from tests.support.data import FIRE, FP32_DETECTOR
 
 pytest.importorskip("onnx", reason="ONNX tooling is in the train extra")
 
@@ -17,13 +17,13 @@ from training.quantize_detector import compare, sample_images  # noqa: E402
 def test_fp16_storage_halves_the_file_and_keeps_every_detection(tmp_path: Path) -> None:
     import onnx
 
-    stored = fp16_storage(SHIPPED_DETECTOR, tmp_path / "half.onnx")
+    stored = fp16_storage(FP32_DETECTOR, tmp_path / "half.onnx")
 
-    assert stored.stat().st_size < 0.6 * SHIPPED_DETECTOR.stat().st_size
+    assert stored.stat().st_size < 0.6 * FP32_DETECTOR.stat().st_size
     # The daemon reads class names and input size from the metadata: it must survive.
     meta = lambda p: {m.key: m.value for m in onnx.load(str(p)).metadata_props}  # noqa: E731
-    assert meta(stored) == meta(SHIPPED_DETECTOR)
-    agreement = compare(SHIPPED_DETECTOR, stored, sample_images(FIRE / "images" / "val", 24))
+    assert meta(stored) == meta(FP32_DETECTOR)
+    agreement = compare(FP32_DETECTOR, stored, sample_images(FIRE / "images" / "val", 24))
     assert agreement.fp32_detections > 0
     assert agreement.variant_detections == agreement.fp32_detections
     assert agreement.matched == 1.0

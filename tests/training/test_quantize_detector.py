@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.data import DATA, SHIPPED_DETECTOR
+from tests.support.data import DATA, FP32_DETECTOR
 from vision.detectors import Detector
 from vision.detectors.yolo import Letterbox
 
@@ -63,9 +63,9 @@ def _untrained_with_batchnorm_statistics(out_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def fp32(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped detector if there is one, else an untrained one with real BN statistics."""
-    if SHIPPED_DETECTOR.is_file():
-        return SHIPPED_DETECTOR
+    """A trained float32 detector if there is one, else an untrained one with real BN statistics."""
+    if FP32_DETECTOR.is_file():
+        return FP32_DETECTOR
     return _untrained_with_batchnorm_statistics(tmp_path_factory.mktemp("detector"))
 
 
@@ -101,7 +101,7 @@ def test_variants_load_like_fp32(fp32, variants):
 
 
 def test_variants_agree_with_fp32_on_val_images(fp32, variants, check_images):
-    trained = fp32 == SHIPPED_DETECTOR
+    trained = fp32 == FP32_DETECTOR
     conf = 0.25 if trained else 0.01  # the untrained model's boxes score ~0.04
     fp16 = compare(fp32, variants.fp16, check_images, conf=conf)
     int8 = compare(fp32, variants.int8, check_images, conf=conf)

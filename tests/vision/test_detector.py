@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from firewatch.paths import SHIPPED_DETECTORS
 from tests.support.data import FIRE2, SHIPPED_DETECTOR
 from vision.detectors import Detector
 from vision.detectors.onnxruntime import choose_providers
@@ -155,11 +156,11 @@ def test_replay_end_to_end_through_onnx_detector(tiny_onnx, tmp_path):
         assert json.loads(line)["event"] in {"started", "updated", "cleared", "health"}
 
 
-@pytest.mark.skipif(not REAL_MODEL.exists(), reason="models/fire-detector.onnx not committed yet (training in progress)")
-def test_real_model_finds_the_fire_in_fire2(tmp_path):
+@pytest.mark.parametrize("name", sorted(SHIPPED_DETECTORS))
+def test_every_shipped_detector_finds_the_fire_in_fire2(tmp_path, name):
     from vision.replay import replay
 
-    detector = Detector(REAL_MODEL, threads=2)
+    detector = Detector(SHIPPED_DETECTORS[name][0], threads=2)
     assert set(detector.names.values()) >= {"fire", "smoke"}
     folder = tmp_path / "frames"
     folder.mkdir()
