@@ -227,7 +227,16 @@ def design(rows: list[Row]) -> np.ndarray:
     return x
 
 
-def fit(rows: list[Row], min_frames: int, c: float = 1.0) -> VerificationModel:
+# The features overlap (flicker, oscillation and motion inside the box all rise with a flame), and
+# weakly regularised fits traded them against each other with opposite signs: on v2's tracks,
+# C 1 weighed flicker -2.1 and motion +7.6, let the held-out car clip alert and stopped holding a
+# fire that kept burning in a looped clip. At C 0.01 every cue counts for fire and neither
+# happens, with every other held-out row unchanged (models/fire-detector-v2.md, "Shipped").
+# verification-v1.json was fitted at C 1.
+REGULARISATION_C = 0.01
+
+
+def fit(rows: list[Row], min_frames: int, c: float = REGULARISATION_C) -> VerificationModel:
     """Logistic regression; every clip weighs the same within its label, and both labels the
     same in all (a 30-frame still image must not outweigh a 100-frame fire video 40 to 1)."""
     from sklearn.linear_model import LogisticRegression
@@ -339,7 +348,8 @@ def report(results: list[tuple[Clip, ClipAlerts]]) -> list[str]:
     return lines
 
 
-def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, window: int) -> tuple[VerificationModel, list[str]]:
+def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, window: int,
+             c: float = REGULARISATION_C) -> tuple[VerificationModel, list[str]]:
     """Fit on the pool (train + videos), choose the thresholds out of fold, report held out."""
     from sklearn.model_selection import GroupKFold
 
@@ -347,15 +357,15 @@ def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, win
     rows_of = lambda cs: [r for c in cs for r in data[c.name]]  # noqa: E731
     oof = []
     for fit_idx, held_idx in GroupKFold(5).split(pool, groups=[c.group for c in pool]):
-        m = fit(rows_of([pool[i] for i in fit_idx]), min_frames)
+        m = fit(rows_of([pool[i] for i in fit_idx]), min_frames, c)
         oof += [(pool[i], data[pool[i].name], scores(m, data[pool[i].name])) for i in held_idx]
     thresholds = choose_thresholds(oof, min_frames, window)
-    final = fit(rows_of(pool), min_frames)
+    final = fit(rows_of(pool), min_frames, c)
     model = replace(final, thresholds=thresholds, hold_threshold=thresholds[-1] / 2)
     # Held out: val by the pool's model (val is never fitted); each video by a model fitted without it.
     held = [(c, simulate(c, data[c.name], scores(model, data[c.name]), model)) for c in clips if c.split == "val"]
     for video in (c for c in clips if c.split == "video"):
-        m = replace(fit(rows_of([c for c in pool if c is not video]), min_frames), thresholds=thresholds,
+        m = replace(fit(rows_of([clip for clip in pool if clip is not video]), min_frames, c), thresholds=thresholds,
                     hold_threshold=model.hold_threshold)
         held.append((video, simulate(video, data[video.name], scores(m, data[video.name]), m)))
     oof_results = [(c, simulate(c, r, s, model)) for c, r, s in oof if c.split == "train"]
@@ -401,16 +411,19 @@ def _cli() -> None:
     parser.add_argument("--detector", type=Path, default=MODEL, help="the detector whose tracks are fitted")
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "verification.json")
     parser.add_argument("--report", type=Path, default=CACHE / "report.md")
+    parser.add_argument("--c", type=float, default=REGULARISATION_C,
+                        help="inverse regularisation strength of the logistic regression (smaller: stronger)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     clips, data, skipped_val, skipped_train = collect(args.static_train, args.detector)
     lines = [
         f"Never boxed at 0.1 (so never alerted, not played): {skipped_val} val images, {skipped_train} of the "
-        f"{args.static_train} sampled train images. Detector {args.detector.name} at 0.25, today's rule {CONFIRM_HITS} of {CONFIRM_WINDOW}.",
+        f"{args.static_train} sampled train images. Detector {args.detector.name} at 0.25, today's rule {CONFIRM_HITS} of {CONFIRM_WINDOW}; "
+        f"regularisation C {args.c:g}.",
     ]
     shipped = None
     for min_frames in args.min_frames:
-        model, section = evaluate(clips, data, min_frames, VerificationConfig().window)
+        model, section = evaluate(clips, data, min_frames, VerificationConfig().window, args.c)
         shipped = shipped or model
         lines += ["", *section]
     args.out.write_text(json.dumps(shipped.to_json(), indent=1) + "\n")

@@ -37,9 +37,7 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     flames = FIRE2[28:]
     link_sequence(camera, FIRE2 + (flames[::-1][1:] + flames[1:]) * 28)
     async with BotApiServer(token=TOKEN) as srv:
-        # v1: this ping-pong of the clip's last flames keeps one fire track open for it, which
-        # the snooze needs; v2 loses the flames as they die to smoke and clears the alert.
-        r = Rig.create(srv, root, camera, detector_model="v1")
+        r = Rig.create(srv, root, camera, detector_model=SHIPPED_DETECTOR)
         try:
             yield r
         finally:
