@@ -18,7 +18,7 @@ from telegram.request import HTTPXRequest
 from bot.alerts import AlertRecorder
 from bot.outbox import OutboxSender
 from storage import Store
-from storage.models import AlertStatus, DeliveryStatus
+from storage.models import AlertStatus, DeliveryKind, DeliveryStatus
 from tests.support.bot_harness import TOKEN
 from tests.support.botapi.server import BotApiServer
 from vision.types import FireEvent
@@ -229,3 +229,25 @@ async def test_what_was_sent_is_recorded_by_the_time_the_sender_stops(srv, store
     assert {d.status for d in store.deliveries()} == {DeliveryStatus.SENT}
     for user in users:  # each chat's messages in the order queued, each once
         assert [m.text for m in srv.sent_messages(user)] == [f"notice {n}" for n in range(4)]
+
+
+async def test_an_edit_telegram_applied_but_whose_answer_was_lost_is_sent_not_failed(srv, store, snapshot) -> None:
+    """The retry of an edit that did arrive is answered "message is not modified": the edit is
+    done, so it is recorded sent, with no error and nothing sent twice."""
+    ann = srv.add_user("Ann", user_id=501)
+    store.add_chat(ann.id)
+    rec = AlertRecorder(store, can_push=True)
+    alert_id = rec.record(fire("started", 1, snapshot)).alert_id
+    sender = await make_sender(srv, store)
+    await drain_until_done(sender, store)
+
+    srv.faults.drop(1, after_execute=True, methods="editMessageCaption")
+    store.set_alert_status(alert_id, AlertStatus.ACKNOWLEDGED, ann.id)
+    await drain_until_done(sender, store)
+    (msg,) = srv.sent_messages(ann.id)
+    assert "Acknowledged" in msg.caption
+    edits = srv.calls_to("editMessageCaption")
+    assert len(edits) == 2 and edits[-1].status == 400, [(c.status, c.params) for c in edits]
+    (edit,) = [d for d in store.deliveries() if d.kind is DeliveryKind.ALERT_STATE]
+    assert edit.status is DeliveryStatus.SENT and edit.attempts == 2
+    assert sender.stats.failed == 0
