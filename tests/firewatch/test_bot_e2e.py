@@ -230,8 +230,11 @@ async def test_fire_gives_one_alert_photo_per_chat_edited_then_cleared(scene: Sc
         photos = scene.alert_photos(chat)
         ids = sorted(int(re.search(r"Alert #(\d+)", m.caption).group(1)) for m in photos)  # type: ignore[arg-type, union-attr]
         assert ids == sorted(a.id for a in alerts), f"one photo per alert in chat {chat.id}: {ids}"
+        # The first alert is edited in place as it grows and clears; one that starts in the clip's
+        # last frames (v2 boxes the smoke there) may clear before its photo goes out, and is
+        # then sent already cleared.
+        assert photos[0].history, "the first alert's message was never edited"
         for message in photos:
-            assert message.history, "the alert message was never edited"
             assert "Cleared: not seen since" in message.caption  # type: ignore[operator]
             assert [b["text"] for b in message.buttons] == ["Acknowledge", "False alarm", "Snooze 30 min"]
     assert len(scene.srv.calls_to("sendPhoto")) == len(alerts) * len(chats)
