@@ -83,4 +83,28 @@ def prepare(config_dir: Path | None = None) -> Path:
                 shutil.copyfile(font, target)
 
     SETTINGS.update({key: False for key in _SETTINGS_OFF if key in SETTINGS})
+    _keep_label_caches_in_project()
     return config_dir
+
+
+def _keep_label_caches_in_project() -> None:
+    """Write ultralytics' label caches only inside this project.
+
+    It saves ``labels/<split>.cache`` beside a dataset's labels whenever that folder looks
+    writable, and as root a read-only shared dataset does. A cache only saves a rescan of
+    the labels (seconds), so a dataset outside the project is left as it was.
+    """
+    from ultralytics.data import dataset
+
+    save = dataset.save_dataset_cache_file
+    if getattr(save, "keeps_to_project", False):
+        return
+
+    def save_inside_project(prefix: str, path: Path, x: dict, version: str) -> None:
+        if Path(path).resolve().is_relative_to(PROJECT_ROOT.resolve()):
+            save(prefix, path, x, version)
+        else:
+            x["version"] = version  # the caller reads it back from x, saved or not
+
+    save_inside_project.keeps_to_project = True  # type: ignore[attr-defined]
+    dataset.save_dataset_cache_file = save_inside_project

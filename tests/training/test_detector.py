@@ -86,6 +86,8 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
     assert bigger.imgsz == (352, 352)  # exported at the size it was trained at
     assert input_size(bigger_onnx) == (352, 352)  # what `bench models` reports for it
     assert no_network == [], f"training reached for the network: {no_network}"
+    # The dataset is not ours to write to: no label cache is left beside its labels.
+    assert sorted(data.rglob("*.cache")) == []
 
 
 def test_each_scale_builds_its_own_size(tmp_path: Path) -> None:
