@@ -62,10 +62,14 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
     assert len((run.dir / "results.csv").read_text().strip().splitlines()) == 4
 
     onnx = export_detector(run.best, tmp_path / "fire-detector.onnx")
-    detector = Detector(onnx, threads=1)
+    # An epoch-3 model is unsure of everything: a floor near zero shows its raw boxes.
+    detector = Detector(onnx, threads=1, conf_threshold=0.001)
     assert detector.names == {0: "fire", 1: "smoke"} and detector.imgsz == (320, 320)
     image = cv2.imread(str(next((data / "images" / "val").iterdir())))
-    assert len(detector(image)) >= 0  # runs; an epoch-2 model need not find anything
+    found = detector(image)
+    height, width = image.shape[:2]
+    assert len(found) > 0 and set(found.class_id.tolist()) <= {0, 1}
+    assert (found.xyxy >= 0).all() and (found.xyxy[:, [0, 2]] <= width).all() and (found.xyxy[:, [1, 3]] <= height).all()
 
     # Fine-tuning at a larger input starts a separate run from the given weights, not from scratch.
     from ultralytics import YOLO
