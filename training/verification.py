@@ -349,7 +349,7 @@ def report(results: list[tuple[Clip, ClipAlerts]]) -> list[str]:
 
 
 def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, window: int,
-             c: float = REGULARISATION_C) -> tuple[VerificationModel, list[str]]:
+             regularisation_c: float = REGULARISATION_C) -> tuple[VerificationModel, list[str]]:
     """Fit on the pool (train + videos), choose the thresholds out of fold, report held out."""
     from sklearn.model_selection import GroupKFold
 
@@ -357,15 +357,15 @@ def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, win
     rows_of = lambda cs: [r for c in cs for r in data[c.name]]  # noqa: E731
     oof = []
     for fit_idx, held_idx in GroupKFold(5).split(pool, groups=[c.group for c in pool]):
-        m = fit(rows_of([pool[i] for i in fit_idx]), min_frames, c)
+        m = fit(rows_of([pool[i] for i in fit_idx]), min_frames, regularisation_c)
         oof += [(pool[i], data[pool[i].name], scores(m, data[pool[i].name])) for i in held_idx]
     thresholds = choose_thresholds(oof, min_frames, window)
-    final = fit(rows_of(pool), min_frames, c)
+    final = fit(rows_of(pool), min_frames, regularisation_c)
     model = replace(final, thresholds=thresholds, hold_threshold=thresholds[-1] / 2)
     # Held out: val by the pool's model (val is never fitted); each video by a model fitted without it.
     held = [(c, simulate(c, data[c.name], scores(model, data[c.name]), model)) for c in clips if c.split == "val"]
     for video in (c for c in clips if c.split == "video"):
-        m = replace(fit(rows_of([clip for clip in pool if clip is not video]), min_frames, c), thresholds=thresholds,
+        m = replace(fit(rows_of([c for c in pool if c is not video]), min_frames, regularisation_c), thresholds=thresholds,
                     hold_threshold=model.hold_threshold)
         held.append((video, simulate(video, data[video.name], scores(m, data[video.name]), m)))
     oof_results = [(c, simulate(c, r, s, model)) for c, r, s in oof if c.split == "train"]
