@@ -30,10 +30,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("firewatch")
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
     from firewatch.unknown_keys import check_keys
 
-    settings = load_settings()
+    settings = load_settings(**overrides)
     setup_logging(settings.log_level,
                   secrets=[settings.token, url_password(settings.db_url), url_password(settings.mqtt)])
     for line in check_keys():
@@ -361,11 +361,12 @@ def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Pa
     from firewatch.progress import progress_bar
     from training.evaluate import evaluate as run_evaluation
 
-    settings = _settings()
+    # The operating threshold is the one the daemon would use with this detector.
+    settings = _settings(**({"detector_model": model} if model is not None else {}))
     # The threshold sweep is also shown after the classifier's veto, as the daemon applies it.
     classifier = settings.classifier_model
     with progress_bar("evaluate", unit="image") as bar:
-        report = run_evaluation(data, model or settings.detector_model, conf=settings.detect_confidence,
+        report = run_evaluation(data, settings.detector_model, conf=settings.detect_confidence,
                                 nms_iou=settings.nms_iou, json_path=json_path, out_dir=out_dir,
                                 classifier=classifier if classifier is not None and classifier.is_file() else None,
                                 veto=settings.veto_no_fire, progress=bar, verbose=False)

@@ -46,11 +46,17 @@ from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_DETECT
 from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
-# The detector's threshold when none is set: lower with temporal verification on, which holds
-# back the fire-like things a lower threshold lets in (firewatch bench video --conf sweep:
-# README, "How a fire is confirmed"); K-of-N alone needs the higher one.
+# The detector's threshold when none is set, with and without temporal verification: lower with
+# it on, which holds back the fire-like things a lower threshold lets in (firewatch bench video
+# --conf and --stills: README, "How a fire is confirmed"); K-of-N alone needs a higher one. Each
+# shipped detector has its own pair, chosen on its val images and clips (models/README.md); a
+# detector file of one's own gets the defaults.
 VERIFIED_DETECT_CONFIDENCE = 0.2
 PLAIN_DETECT_CONFIDENCE = 0.25
+OPERATING_POINTS: dict[str, tuple[float, float]] = {
+    "v2": (0.15, 0.3),
+    "v1": (VERIFIED_DETECT_CONFIDENCE, PLAIN_DETECT_CONFIDENCE),
+}
 DEFAULT_CONFIG_FILES = (Path("firewatch.yaml"), Path("firewatch.yml"), Path("firewatch.toml"))
 # The file that load_settings chose, for the settings source (pydantic-settings builds its
 # sources in a classmethod that sees no per-call argument).
@@ -112,8 +118,8 @@ class Settings(BaseSettings):
     inference_threads: int = Field(1, ge=1, le=64)
     trt_cache_dir: Path | None = None
 
-    # Detection and confirmation. Unset or empty: VERIFIED_DETECT_CONFIDENCE with
-    # verification on, PLAIN_DETECT_CONFIDENCE with it off.
+    # Detection and confirmation. Unset or empty: the detector's operating point
+    # (OPERATING_POINTS), with verification on or off.
     detect_confidence: float | None = Field(None, gt=0, lt=1)
     nms_iou: float = Field(0.5, gt=0, lt=1)
     confirm_hits: int = Field(3, ge=1)
@@ -199,13 +205,20 @@ class Settings(BaseSettings):
                 return SHIPPED_DETECTORS[value.strip().lower()][0]
         return value
 
+    def shipped_detector(self) -> str | None:
+        """The name of the shipped detector in use (a key of SHIPPED_DETECTORS), named or by path;
+        None for a detector file of one's own."""
+        for name, (detector, _) in SHIPPED_DETECTORS.items():
+            if self.detector_model.resolve() == detector:
+                return name
+        return None
+
     @model_validator(mode="after")
     def _verification_follows_detector(self) -> Settings:
-        # The shipped verification (unset or empty) follows a shipped detector, named or by path.
-        if self.verification_model == SHIPPED_VERIFICATION:
-            for detector, verification in SHIPPED_DETECTORS.values():
-                if self.detector_model.resolve() == detector:
-                    self.verification_model = verification
+        # The shipped verification (unset or empty) follows a shipped detector.
+        name = self.shipped_detector()
+        if self.verification_model == SHIPPED_VERIFICATION and name is not None:
+            self.verification_model = SHIPPED_DETECTORS[name][1]
         return self
 
     @field_validator("mqtt_url")
@@ -238,7 +251,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _detect_confidence_follows_verification(self) -> Settings:
         if self.detect_confidence is None:
-            self.detect_confidence = VERIFIED_DETECT_CONFIDENCE if self.verify else PLAIN_DETECT_CONFIDENCE
+            name = self.shipped_detector()
+            verified, plain = (OPERATING_POINTS[name] if name is not None
+                               else (VERIFIED_DETECT_CONFIDENCE, PLAIN_DETECT_CONFIDENCE))
+            self.detect_confidence = verified if self.verify else plain
         return self
 
     @model_validator(mode="after")

@@ -349,8 +349,10 @@ def report(results: list[tuple[Clip, ClipAlerts]]) -> list[str]:
 
 
 def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, window: int,
-             regularisation_c: float = REGULARISATION_C) -> tuple[VerificationModel, list[str]]:
-    """Fit on the pool (train + videos), choose the thresholds out of fold, report held out."""
+             regularisation_c: float = REGULARISATION_C,
+             ) -> tuple[VerificationModel, list[str], dict[str, VerificationModel]]:
+    """Fit on the pool (train + videos), choose the thresholds out of fold, report held out.
+    Also returns each video's model fitted without it, by the video's file name."""
     from sklearn.model_selection import GroupKFold
 
     pool = [c for c in clips if c.split in ("train", "video")]
@@ -364,9 +366,11 @@ def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, win
     model = replace(final, thresholds=thresholds, hold_threshold=thresholds[-1] / 2)
     # Held out: val by the pool's model (val is never fitted); each video by a model fitted without it.
     held = [(c, simulate(c, data[c.name], scores(model, data[c.name]), model)) for c in clips if c.split == "val"]
+    without: dict[str, VerificationModel] = {}
     for video in (c for c in clips if c.split == "video"):
         m = replace(fit(rows_of([c for c in pool if c is not video]), min_frames, regularisation_c), thresholds=thresholds,
                     hold_threshold=model.hold_threshold)
+        without[video.name] = m
         held.append((video, simulate(video, data[video.name], scores(m, data[video.name]), m)))
     oof_results = [(c, simulate(c, r, s, model)) for c, r, s in oof if c.split == "train"]
     lines = [
@@ -378,7 +382,7 @@ def evaluate(clips: list[Clip], data: dict[str, list[Row]], min_frames: int, win
         "fire/ train, out of fold (group 5-fold):",
         *report(oof_results),
     ]
-    return model, lines
+    return model, lines, without
 
 
 def collect(static_train: int, model: Path = MODEL) -> tuple[list[Clip], dict[str, list[Row]], int, int]:
@@ -413,6 +417,9 @@ def _cli() -> None:
     parser.add_argument("--report", type=Path, default=CACHE / "report.md")
     parser.add_argument("--c", type=float, default=REGULARISATION_C,
                         help="inverse regularisation strength of the logistic regression (smaller: stronger)")
+    parser.add_argument("--held-out-dir", type=Path, default=None,
+                        help="also write each video's model fitted without it here, as <video>.json, to replay "
+                             "the video held out (firewatch bench video --clip, FIREWATCH_VERIFICATION_MODEL)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     clips, data, skipped_val, skipped_train = collect(args.static_train, args.detector)
@@ -423,8 +430,12 @@ def _cli() -> None:
     ]
     shipped = None
     for min_frames in args.min_frames:
-        model, section = evaluate(clips, data, min_frames, VerificationConfig().window, args.c)
-        shipped = shipped or model
+        model, section, without = evaluate(clips, data, min_frames, VerificationConfig().window, args.c)
+        if shipped is None:
+            shipped = model
+            for video, held_out in without.items() if args.held_out_dir else ():
+                args.held_out_dir.mkdir(parents=True, exist_ok=True)
+                (args.held_out_dir / f"{Path(video).stem}.json").write_text(json.dumps(held_out.to_json(), indent=1) + "\n")
         lines += ["", *section]
     args.out.write_text(json.dumps(shipped.to_json(), indent=1) + "\n")
     args.report.parent.mkdir(parents=True, exist_ok=True)

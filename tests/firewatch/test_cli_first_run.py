@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from firewatch.paths import data_root
+from firewatch.config import OPERATING_POINTS
+from firewatch.paths import SHIPPED_DETECTORS, data_root
 from tests.support.terminal import run_on_terminal
 
 EXE = Path(sys.executable).parent / "firewatch"
@@ -268,3 +269,10 @@ def test_evaluate_leaves_the_working_directory_clean(env: dict[str, str], tmp_pa
                            capture_output=True, text=True, env=env, cwd=work, timeout=300)
     assert plots.returncode == 0, plots.stderr
     assert any(p.suffix == ".png" for p in (work / "plots").iterdir())
+    # The operating threshold is the daemon's for the detector evaluated, each its own.
+    v1 = subprocess.run([str(EXE), "evaluate", "--data", str(data), "--model", str(SHIPPED_DETECTORS["v1"][0]),
+                         "--json", "v1.json"], capture_output=True, text=True, env=env, cwd=work, timeout=300)
+    assert v1.returncode == 0, v1.stderr
+    reports = {name: json.loads((work / name).read_text()) for name in ("report.json", "v1.json")}
+    assert [(Path(r["model"]), r["conf"]) for r in reports.values()] == [
+        (SHIPPED_DETECTORS["v2"][0], OPERATING_POINTS["v2"][0]), (SHIPPED_DETECTORS["v1"][0], OPERATING_POINTS["v1"][0])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from firewatch.config import ConfigError, load_settings
@@ -117,12 +119,21 @@ def test_detector_runtime_is_one_the_registry_knows(monkeypatch: pytest.MonkeyPa
         load_settings(env_file=None)
 
 
-def test_detection_threshold_follows_verification_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    from firewatch.config import PLAIN_DETECT_CONFIDENCE, VERIFIED_DETECT_CONFIDENCE
+def test_detection_threshold_follows_detector_and_verification_unless_set(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from firewatch.config import OPERATING_POINTS, PLAIN_DETECT_CONFIDENCE, VERIFIED_DETECT_CONFIDENCE
 
-    assert load_settings(env_file=None).detect_confidence == VERIFIED_DETECT_CONFIDENCE < PLAIN_DETECT_CONFIDENCE
-    monkeypatch.setenv("FIREWATCH_VERIFY", "false")
-    assert load_settings(env_file=None).detect_confidence == PLAIN_DETECT_CONFIDENCE
+    own = tmp_path / "my-detector.onnx"
+    for detector, (verified, plain) in (("v2", OPERATING_POINTS["v2"]), ("v1", OPERATING_POINTS["v1"]),
+                                        (str(own), (VERIFIED_DETECT_CONFIDENCE, PLAIN_DETECT_CONFIDENCE))):
+        monkeypatch.setenv("FIREWATCH_DETECTOR_MODEL", detector)
+        monkeypatch.delenv("FIREWATCH_VERIFY", raising=False)
+        assert load_settings(env_file=None).detect_confidence == verified < plain, detector
+        monkeypatch.setenv("FIREWATCH_VERIFY", "false")
+        assert load_settings(env_file=None).detect_confidence == plain, detector
+    assert OPERATING_POINTS["v2"] != OPERATING_POINTS["v1"]  # each chosen on its own val
+    monkeypatch.delenv("FIREWATCH_DETECTOR_MODEL")
+    assert load_settings(env_file=None).detect_confidence == OPERATING_POINTS["v2"][1]  # v2 is the default
     monkeypatch.setenv("FIREWATCH_DETECT_CONFIDENCE", "0.4")
     assert load_settings(env_file=None).detect_confidence == 0.4
 
