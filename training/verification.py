@@ -433,9 +433,10 @@ def _cli() -> None:
         model, section, without = evaluate(clips, data, min_frames, VerificationConfig().window, args.c)
         if shipped is None:
             shipped = model
-            for video, held_out in without.items() if args.held_out_dir else ():
+            if args.held_out_dir is not None:
                 args.held_out_dir.mkdir(parents=True, exist_ok=True)
-                (args.held_out_dir / f"{Path(video).stem}.json").write_text(json.dumps(held_out.to_json(), indent=1) + "\n")
+                for video, held_out in without.items():
+                    (args.held_out_dir / f"{Path(video).stem}.json").write_text(json.dumps(held_out.to_json(), indent=1) + "\n")
         lines += ["", *section]
     args.out.write_text(json.dumps(shipped.to_json(), indent=1) + "\n")
     args.report.parent.mkdir(parents=True, exist_ok=True)
