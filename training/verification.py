@@ -243,18 +243,26 @@ def fit(rows: list[Row], min_frames: int, c: float = REGULARISATION_C) -> Verifi
 
     usable = [r for r in rows if has_verdict(r, min_frames)]
     x, y = design(usable), np.array([r.label for r in usable])
-    counts: dict[tuple[str, int], int] = {}
-    for r in usable:
-        counts[(r.clip, r.label)] = counts.get((r.clip, r.label), 0) + 1
-    w = np.array([1.0 / counts[(r.clip, r.label)] for r in usable])
-    for label in (0, 1):
-        w[y == label] /= w[y == label].sum()
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
-    lr = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y, sample_weight=w * len(y))
+    lr = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y, sample_weight=sample_weights(usable))
     return VerificationModel(
         NAMES, tuple(mean.tolist()), tuple(scale.tolist()), tuple(lr.coef_[0].tolist()), float(lr.intercept_[0]),
         (0.5,), 0.25, {k: v for k, v in LOG_OFFSET.items() if k in NAMES}, min_frames,
     )
+
+
+def sample_weights(rows: list[Row]) -> np.ndarray:
+    """Per row: a clip's rows of one label share its weight, every clip weighs the same within
+    its label, and each label weighs as much as all the rows would at weight 1 (the scale at
+    which ``REGULARISATION_C`` was chosen)."""
+    y = np.array([r.label for r in rows])
+    counts: dict[tuple[str, int], int] = {}
+    for r in rows:
+        counts[(r.clip, r.label)] = counts.get((r.clip, r.label), 0) + 1
+    w = np.array([1.0 / counts[(r.clip, r.label)] for r in rows])
+    for label in (0, 1):
+        w[y == label] /= w[y == label].sum()
+    return w * len(rows)
 
 
 def scores(model: VerificationModel, rows: list[Row]) -> list[float | None]:
@@ -389,7 +397,6 @@ def collect(static_train: int, model: Path = MODEL) -> tuple[list[Clip], dict[st
     """Every labelled clip and its rows from detector ``model`` (detections and features
     cached); the numbers of val and sampled train images never boxed at 0.1 (not played)."""
     from vision.detectors import Detector
-    from vision.tracker import Tracker
 
     root = data_root()
     cache_dir = model_cache(model)
@@ -399,12 +406,20 @@ def collect(static_train: int, model: Path = MODEL) -> tuple[list[Clip], dict[st
     static_train, skipped_train = static_clips(root, "train", 20, static_train, low, cache_dir)
     clips = video_clips(root) + sequence_clips(root, "train") + sequence_clips(root, "val") + static_train + static_val
     log.info("%d clips (%d val and %d train images never boxed at 0.1: not played)", len(clips), skipped_val, skipped_train)
+    return clips, track_rows(clips, detector, cache_dir), skipped_val, skipped_train
+
+
+def track_rows(clips: list[Clip], detector, cache_dir: Path) -> dict[str, list[Row]]:  # type: ignore[no-untyped-def]
+    """Each clip's rows: ``detector`` (as the daemon runs it) and the tracker, then the
+    verifier's features; both cached under ``cache_dir``."""
+    from vision.tracker import Tracker
+
     data: dict[str, list[Row]] = {}
     for i, clip in enumerate(clips):
         data[clip.name] = clip_rows(clip, tracked_detections(clip, detector, Tracker, cache_dir), cache_dir)
         if i % 100 == 0:
             log.info("clip %d/%d %s", i, len(clips), clip.name)
-    return clips, data, skipped_val, skipped_train
+    return data
 
 
 def _cli() -> None:
