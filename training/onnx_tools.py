@@ -67,3 +67,29 @@ def fp16_storage(src: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(proto, str(dst))
     return dst
+
+
+def float32_weights(src: Path, dst: Path) -> Path:
+    """Undo :func:`fp16_storage`: float32 weights and no Cast nodes in front of them, the graph
+    that tools which rewrite weights (quantization, float16 compute) expect. A file without
+    float16 storage is written out unchanged."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    src, dst = Path(src), Path(dst)
+    proto = onnx.load(str(src))
+    graph = proto.graph
+    stored = {i.name for i in graph.initializer if i.name.endswith("__fp16")}
+    casts = [n for n in graph.node if n.op_type == "Cast" and list(n.input) == [n.output[0] + "__fp16"]
+             and n.input[0] in stored]
+    for init in graph.initializer:
+        if init.name in stored:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32),
+                                                  init.name.removesuffix("__fp16")))
+    for cast in casts:
+        graph.node.remove(cast)
+    onnx.checker.check_model(proto)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(dst))
+    return dst

@@ -4,12 +4,13 @@ real val images; a broken quantization (every op) is caught by the same check.""
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.support.data import DATA, FP32_DETECTOR
+from tests.support.data import DATA, FP32_DETECTOR, SHIPPED_DETECTOR
 from vision.detectors import Detector
 from vision.detectors.yolo import Letterbox
 
@@ -22,9 +23,12 @@ from training.quantize_detector import (  # noqa: E402
     compress,
     head_output_convs,
     input_size,
+    stem_convs,
     letterboxed,
+    quantize_int8,
     sample_images,
 )
+from training.onnx_tools import float32_weights  # noqa: E402
 
 FIRE = DATA / "fire"
 
@@ -98,6 +102,8 @@ def test_variants_load_like_fp32(fp32, variants):
     heads = [n for n in graph.node if n.name in set(head_output_convs(variants.int8))]
     assert len(heads) == 7  # box + class conv at 3 strides, and the DFL conv
     assert all(n.input[1] not in dequantized for n in heads)
+    stem = [n for n in graph.node if n.name in set(stem_convs(fp32))]
+    assert len(stem) == 3 and all(n.input[1] not in dequantized for n in stem)
 
 
 def test_variants_agree_with_fp32_on_val_images(fp32, variants, check_images):
@@ -138,3 +144,21 @@ def test_letterboxed_inputs_match_the_daemon(check_images):
     batch = letterboxed(check_images[:2], (320, 320))
     blob, _ = Letterbox((320, 320))(cv2.imread(str(check_images[1])))
     np.testing.assert_array_equal(batch[1], blob[0])
+
+
+@pytest.mark.skipif(not SHIPPED_DETECTOR.is_file(), reason="no shipped detector")
+def test_shipped_v2_quantizes_from_its_float16_storage_with_the_stem_float(tmp_path, check_images):
+    """v2's INT8 agrees with it once the stem stays float; quantized too, the scores fall apart
+    (the measured gap: score correlation 0.68 against 0.95 with 200 calibration images)."""
+    variants = compress(SHIPPED_DETECTOR, tmp_path, FIRE, calibration_images=32)
+    int8 = compare(SHIPPED_DETECTOR, variants.int8, check_images)
+    fp16 = compare(SHIPPED_DETECTOR, variants.fp16, check_images)
+    assert int8.fp32_detections > 0
+    assert fp16.score_corr > 0.999 and fp16.matched > 0.9
+    assert int8.score_corr > 0.9 and int8.matched > 0.7
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = float32_weights(SHIPPED_DETECTOR, Path(tmp) / "fp32.onnx")
+        calib = letterboxed(sample_images(FIRE / "images" / "train", 32), input_size(fp32))
+        whole = quantize_int8(fp32, tmp_path / "whole.onnx", calib, keep_stem_float=False)
+    assert compare(SHIPPED_DETECTOR, whole, check_images).score_corr < int8.score_corr - 0.1
