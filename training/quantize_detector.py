@@ -111,7 +111,7 @@ def quantize_int8(
     reduce_range: bool = False,
 ) -> Path:
     """Static INT8 (QDQ) of Conv/MatMul/Gemm, calibrated (MinMax) on ``calibration`` (N, 3, h, w).
-    Float stay: with ``keep_head_float`` the head's output convs (:data:`HEAD_OUTPUT_CONV`), with
+    These stay float: with ``keep_head_float`` the head's output convs (:data:`HEAD_OUTPUT_CONV`), with
     ``keep_stem_float`` the stem (:func:`stem_convs`), and the nodes named in ``keep_float``.
     ``reduce_range``: 7-bit weights, which CPUs without VNNI multiply without saturating."""
     import onnxruntime as ort

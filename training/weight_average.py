@@ -27,6 +27,10 @@ def network(checkpoint: dict):  # type: ignore[no-untyped-def]
     return (checkpoint.get("ema") or checkpoint["model"]).float()
 
 
+def _shapes(net) -> dict[str, tuple[int, ...]]:  # type: ignore[no-untyped-def]
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
 def average_checkpoints(sources: Sequence[Path], target: Path) -> Path:
     """Write the uniform average of ``sources`` (ultralytics or slim checkpoints of the same
     network) to ``target``; the other fields (epoch, training arguments) are the last source's."""
@@ -42,7 +46,7 @@ def average_checkpoints(sources: Sequence[Path], target: Path) -> Path:
         net = network(checkpoint)
         if averaged is None:
             averaged = AveragedModel(net, use_buffers=True)  # BatchNorm statistics are buffers
-        elif [k for k, _ in net.state_dict().items()] != [k for k, _ in averaged.module.state_dict().items()]:
+        elif _shapes(net) != _shapes(averaged.module):
             raise ValueError(f"{source} is not the same network as {sources[0]}")
         averaged.update_parameters(net)
         last = checkpoint
