@@ -331,12 +331,21 @@ def slim_checkpoint(last: Path, target: Path) -> Path:
     import torch
 
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(slim_fields(ckpt, checkpoint_weights(ckpt)), target)
+    return target
+
+
+def checkpoint_weights(ckpt: dict):  # type: ignore[no-untyped-def]
+    """The network a checkpoint is evaluated with: its EMA copy, or the raw model."""
+    return ckpt.get("ema") or ckpt["model"]
+
+
+def slim_fields(ckpt: dict, weights) -> dict:  # type: ignore[no-untyped-def]
+    """What a committed checkpoint keeps of ``ckpt`` (see ``slim_checkpoint``), with ``weights`` as its EMA."""
     slim = {key: ckpt.get(key) for key in ("epoch", "best_fitness", "updates", "train_args", "train_metrics",
                                               "date", "version", "license", "docs")}
-    slim |= {"model": None, "ema": ckpt.get("ema") or ckpt["model"], "optimizer": None, SLIM_KEY: True}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(slim, target)
-    return target
+    return slim | {"model": None, "ema": weights, "optimizer": None, SLIM_KEY: True}
 
 
 def save_checkpoint(run: DetectorRun, to: Path = CHECKPOINTS) -> Path:

@@ -107,13 +107,10 @@ def quantize_int8(
     keep_head_float: bool = True,
     keep_stem_float: bool = True,
     op_types: Sequence[str] = QUANTIZED_OPS,
-    keep_float: Sequence[str] = (),
-    reduce_range: bool = False,
 ) -> Path:
     """Static INT8 (QDQ) of Conv/MatMul/Gemm, calibrated (MinMax) on ``calibration`` (N, 3, h, w).
     These stay float: with ``keep_head_float`` the head's output convs (:data:`HEAD_OUTPUT_CONV`), with
-    ``keep_stem_float`` the stem (:func:`stem_convs`), and the nodes named in ``keep_float``.
-    ``reduce_range``: 7-bit weights, which CPUs without VNNI multiply without saturating."""
+    ``keep_stem_float`` the stem (:func:`stem_convs`)."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -125,13 +122,13 @@ def quantize_int8(
         # onnxruntime's recommended pre-pass (shape inference + graph optimisation) before calibration.
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))
-        exclude = ((head_output_convs(prepared) if keep_head_float else [])
-                   + (stem_convs(prepared) if keep_stem_float else []) + list(keep_float))
+        exclude = (head_output_convs(prepared) if keep_head_float else []) + (
+            stem_convs(prepared) if keep_stem_float else [])
         quantize_static(
             str(prepared), str(dst), _Calibration(calibration, name),
             quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types), per_channel=per_channel,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude, reduce_range=reduce_range,
+            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
             extra_options={"CalibTensorRangeSymmetric": False},
         )
     copy_metadata(src, dst)

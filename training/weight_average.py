@@ -17,14 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training import offline
-from training.detector import SLIM_KEY
+from training.detector import checkpoint_weights, slim_fields
 
 log = logging.getLogger(__name__)
-
-
-def network(checkpoint: dict):  # type: ignore[no-untyped-def]
-    """The weights a checkpoint is evaluated with: its EMA copy, or the raw model."""
-    return (checkpoint.get("ema") or checkpoint["model"]).float()
 
 
 def _shapes(net) -> dict[str, tuple[int, ...]]:  # type: ignore[no-untyped-def]
@@ -43,16 +38,14 @@ def average_checkpoints(sources: Sequence[Path], target: Path) -> Path:
     averaged = None
     for source in sources:
         checkpoint = torch.load(source, map_location="cpu", weights_only=False)
-        net = network(checkpoint)
+        net = checkpoint_weights(checkpoint).float()
         if averaged is None:
             averaged = AveragedModel(net, use_buffers=True)  # BatchNorm statistics are buffers
         elif _shapes(net) != _shapes(averaged.module):
             raise ValueError(f"{source} is not the same network as {sources[0]}")
         averaged.update_parameters(net)
         last = checkpoint
-    slim = {key: last.get(key) for key in ("epoch", "best_fitness", "train_args", "date", "version", "license")}
-    slim |= {"model": None, "ema": averaged.module.half(), "optimizer": None, SLIM_KEY: True,
-             "averaged_from": [Path(s).name for s in sources]}
+    slim = slim_fields(last, averaged.module.half()) | {"averaged_from": [Path(s).name for s in sources]}
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, target)

@@ -13,8 +13,8 @@ from tests.support.data import FIRE
 
 pytest.importorskip("ultralytics", reason="training needs the train extra")
 
-from training.detector import CHECKPOINTS, SLIM_KEY  # noqa: E402
-from training.weight_average import average_checkpoints, network  # noqa: E402
+from training.detector import CHECKPOINTS, SLIM_KEY, checkpoint_weights  # noqa: E402
+from training.weight_average import average_checkpoints  # noqa: E402
 
 STAGE1, STAGE2 = CHECKPOINTS / "fire-detector-lite0-last.pt", CHECKPOINTS / "fire-detector-lite0-ft-last.pt"
 pytestmark = pytest.mark.skipif(not (STAGE1.is_file() and STAGE2.is_file()), reason="no committed v2 checkpoints")
@@ -32,7 +32,7 @@ def test_the_average_is_the_mean_of_every_weight_and_batchnorm_statistic(tmp_pat
 
     assert avg["optimizer"] is None and avg[SLIM_KEY] and avg["averaged_from"] == [STAGE1.name, STAGE2.name]
     assert avg["epoch"] == b["epoch"] and avg["train_args"] == b["train_args"]
-    got, sa, sb = (network(c).state_dict() for c in (avg, a, b))
+    got, sa, sb = (checkpoint_weights(c).float().state_dict() for c in (avg, a, b))
     assert list(got) == list(sa)
     floats = [k for k in got if got[k].dtype.is_floating_point]
     assert any(k.endswith("running_var") for k in floats)
