@@ -143,6 +143,7 @@ def train_detector(
     fire_only: Sequence[Path] = (),
     negatives: Sequence[Path] = (),
     variant: str = "",
+    distill_from: Path | None = None,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -161,6 +162,9 @@ def train_detector(
     ``fire_only`` adds datasets whose smoke is not labelled (see ``data_yaml``); the Lite0
     runs train with ``training.smoke_mask``'s trainer, which keeps their smoke out of the loss.
     ``negatives`` adds folders of fire-free background images.
+    ``distill_from`` (a new run only) names a teacher checkpoint for ultralytics' knowledge
+    distillation: the student's neck features at each of the head's levels are pulled towards
+    the teacher's, weighted by the teacher's class scores, on top of the usual loss.
     """
     YOLO = ultralytics_yolo()
 
@@ -189,7 +193,7 @@ def train_detector(
             return run
         _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, batch=batch, workers=workers,
                    device=device, fraction=fraction, seed=seed, finetune_from=finetune_from, lr0=lr0,
-                   freeze=freeze, trainer=trainer)
+                   freeze=freeze, distill_from=distill_from, trainer=trainer)
     except Paused as paused:
         log.info("paused after epoch %d; continue with --resume", paused.epoch)
     return run
@@ -267,7 +271,8 @@ def _pause_after(until: int) -> Callable[[object], None]:
 
 def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type: ignore[no-untyped-def]
                batch: int, workers: int, device: str, fraction: float, seed: int,
-               finetune_from: Path | None, lr0: float, freeze: int | None, trainer) -> None:
+               finetune_from: Path | None, lr0: float, freeze: int | None,
+               distill_from: Path | None, trainer) -> None:
     if run.dir.exists():
         # ultralytics would silently start "fire-detector-p2"; a stale run is moved aside
         # instead so that the run name, and resume, stay predictable.
@@ -295,7 +300,8 @@ def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type
         verbose=True,
         trainer=trainer,
         **(train_args(imgsz=run.imgsz, batch=batch, workers=workers, device=device, fraction=fraction, seed=seed)
-           | schedule | ({} if freeze is None else {"freeze": freeze})),
+           | schedule | ({} if freeze is None else {"freeze": freeze})
+           | ({} if distill_from is None else {"distill_model": str(distill_from)})),
     )
 
 
@@ -437,6 +443,8 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                         help="a YOLO folder whose smoke is not labelled (e.g. $FIREWATCH_DATA/fire-extra); repeatable")
     parser.add_argument("--negatives", type=Path, action="append", default=[],
                         help="a YOLO folder of fire-free images (python -m training.video_negatives); repeatable")
+    parser.add_argument("--distill-from", type=Path, default=None,
+                        help="teacher checkpoint (.pt) for ultralytics' feature distillation, e.g. v2's for a v1 student")
     args = parser.parse_args()
     from firewatch.paths import data_root
 
@@ -444,4 +452,4 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                    checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule,
                    imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
                    freeze=args.freeze, fire_only=args.fire_only, negatives=args.negatives,
-                   variant=args.variant)
+                   variant=args.variant, distill_from=args.distill_from)

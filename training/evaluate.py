@@ -85,7 +85,7 @@ class GroundTruth:
         return len(self.class_id)
 
 
-def _label_for(image: Path) -> Path:
+def label_for(image: Path) -> Path:
     """ultralytics' rule: the last ``images`` folder in the path becomes ``labels``."""
     parts = list(image.parts)
     for i in range(len(parts) - 1, -1, -1):
@@ -125,7 +125,7 @@ def find_samples(data: str | Path, split: str = "val", limit: int | None = None)
         raise FileNotFoundError(f"no images under {images_dir}")
     if limit is not None and limit < len(images):
         images = [images[i] for i in np.linspace(0, len(images) - 1, limit).round().astype(int)]
-    return [Sample(p, _label_for(p)) for p in images]
+    return [Sample(p, label_for(p)) for p in images]
 
 
 def dataset_names(data: str | Path) -> dict[int, str] | None:

@@ -12,6 +12,10 @@ layer's channels goes. Three parts of the YOLO11 layout are treated specially:
 * The Detect head's output convs (box distribution, class logits) and the DFL conv keep their
   channels: they define the 1 x (4 + nc) x anchors output the daemon parses.
 
+With ``keep_backbone`` a pretrained backbone (v2's ``TorchVision`` layer) is left whole and
+only the neck and head, trained from scratch on our data, lose channels: pruning the ImageNet
+features removes what a short fine-tune on 5 k images cannot rebuild.
+
 Fine-tuning uses ultralytics' own ``DetectionTrainer`` handed the pruned module: ``YOLO.train``
 would rebuild the model from its YAML and load only the weights whose shapes still match,
 i.e. silently train the unpruned architecture. The ONNX export is ``export_detector``'s, so
@@ -53,13 +57,16 @@ class Size:
 
 
 def model_size(model: nn.Module, imgsz: int = 320) -> Size:
-    import torch_pruning as tp
+    """Counted by ultralytics' profiler (thop), which also reaches into v2's Lite0 backbone:
+    torch-pruning's own counter skips its padded convs and reported a tenth of them."""
+    from ultralytics.utils.torch_utils import get_flops
 
-    was_training = model.training
-    model.eval()  # a training-mode forward would move the BatchNorm statistics
-    macs, params = tp.utils.count_ops_and_params(model, torch.zeros(1, 3, imgsz, imgsz))
-    model.train(was_training)
-    return Size(int(params), round(2 * macs / 1e9, 3))
+    # A copy in eval mode: the profiler runs forward passes, which in training mode would move
+    # the BatchNorm statistics, and it leaves its hooks on the module it is given.
+    gflops = get_flops(copy.deepcopy(model).eval(), imgsz)
+    if not gflops:
+        raise RuntimeError("ultralytics could not profile the model's FLOPs")
+    return Size(sum(p.numel() for p in model.parameters()), round(gflops, 3))
 
 
 def _conv_rows(conv: nn.Module, rows: slice) -> nn.Module:
@@ -113,14 +120,14 @@ def split_c2f_blocks(model: nn.Module) -> int:
     return n
 
 
-def kept_layers(model: nn.Module) -> list[nn.Module]:
+def kept_layers(model: nn.Module, keep_backbone: bool = False) -> list[nn.Module]:
     """Modules whose output channels pruning must leave alone (see the module docstring)."""
-    from ultralytics.nn.modules.block import C2PSA
+    from ultralytics.nn.modules.block import C2PSA, TorchVision
     from ultralytics.nn.modules.head import Detect
 
     kept: list[nn.Module] = []
     for m in model.modules():
-        if isinstance(m, C2PSA):
+        if isinstance(m, C2PSA) or (keep_backbone and isinstance(m, TorchVision)):
             kept.append(m)
         elif isinstance(m, Detect):
             for name in ("cv2", "cv3", "one2one_cv2", "one2one_cv3"):
@@ -130,9 +137,11 @@ def kept_layers(model: nn.Module) -> list[nn.Module]:
     return kept
 
 
-def prune(model: nn.Module, ratio: float, imgsz: int = 320, round_to: int | None = None) -> nn.Module:
+def prune(model: nn.Module, ratio: float, imgsz: int = 320, round_to: int | None = None,
+          keep_backbone: bool = False) -> nn.Module:
     """A pruned copy of an ultralytics DetectionModel: ``ratio`` of the channels of every
-    prunable conv group removed by L2 magnitude (with ``round_to``, widths stay multiples of it)."""
+    prunable conv group removed by L2 magnitude (with ``round_to``, widths stay multiples of it;
+    with ``keep_backbone``, a pretrained ``TorchVision`` backbone keeps all of its channels)."""
     import torch_pruning as tp
 
     if not 0 <= ratio < 1:
@@ -148,7 +157,7 @@ def prune(model: nn.Module, ratio: float, imgsz: int = 320, round_to: int | None
         torch.zeros(1, 3, imgsz, imgsz),
         importance=tp.importance.GroupMagnitudeImportance(p=2),
         pruning_ratio=ratio,
-        ignored_layers=kept_layers(model),
+        ignored_layers=kept_layers(model, keep_backbone),
         round_to=round_to,
     )
     pruner.step()
@@ -206,9 +215,14 @@ def fine_tune(
     batch: int = 16,
     workers: int = 2,
     seed: int = 0,
+    lr0: float | None = None,
     callbacks: dict[str, Callable[[object], None]] | None = None,
 ) -> Path:
     """Train the given (pruned) module further on ``data_dir``; returns the final best.pt.
+
+    With ``lr0`` the optimiser is plain SGD at that rate, as for stage 2 of v2's training
+    (``training.detector``); without it ultralytics picks its own (AdamW for a short run), a
+    rate that suits the from-scratch v1 but jolts a pretrained backbone.
 
     Only the last epoch is validated (that is where ultralytics then writes best.pt): the
     budget goes to training, and ``training.evaluate`` measures the exported file anyway.
@@ -224,6 +238,7 @@ def fine_tune(
         # Fine-tuning starts from trained weights: no warm-up from lr 0, and the mosaic
         # augmentation of the base run (still on at the epoch it was pruned) stays on.
         warmup_epochs=0, close_mosaic=0,
+        **({} if lr0 is None else dict(optimizer="SGD", lr0=lr0, warmup_bias_lr=lr0)),
         **train_args(imgsz=imgsz, batch=batch, workers=workers, device="cpu", fraction=1.0, seed=seed),
     ))
     for event, func in (callbacks or {}).items():
@@ -256,6 +271,8 @@ def prune_detector(
     workers: int = 2,
     seed: int = 0,
     round_to: int | None = 8,
+    keep_backbone: bool = False,
+    lr0: float | None = None,
     callbacks: dict[str, Callable[[object], None]] | None = None,
 ) -> PruneResult:
     """Prune ``weights`` (an ultralytics .pt), fine-tune ``epochs`` (0: none), export ONNX to ``out``."""
@@ -263,14 +280,14 @@ def prune_detector(
     runs_dir = Path(runs_dir) if runs_dir else out.parent / f"{out.stem}-runs"
     base = load_model(weights)
     before = model_size(base, imgsz)
-    pruned = prune(base, ratio, imgsz, round_to)
+    pruned = prune(base, ratio, imgsz, round_to, keep_backbone)
     after = model_size(pruned, imgsz)
     log.info("pruned %.0f %%: %s -> %s", ratio * 100, before, after)
     pruned_pt = save_weights(pruned, runs_dir / "pruned.pt")
     final = pruned_pt
     if epochs > 0:
         final = fine_tune(pruned, data_dir, runs_dir, epochs=epochs, fraction=fraction, imgsz=imgsz,
-                          batch=batch, workers=workers, seed=seed, callbacks=callbacks)
+                          batch=batch, workers=workers, seed=seed, lr0=lr0, callbacks=callbacks)
     onnx = export_detector(final, out, imgsz=imgsz)
     return PruneResult(before, after, pruned_pt, final, onnx)
 
@@ -292,12 +309,17 @@ def main(argv: list[str] | None = None) -> PruneResult:
     # onnxruntime's CPU convolutions work on blocks of 8 channels (AVX2): unrounded widths are
     # padded back, and a 0.3 prune without rounding measured no faster than the unpruned model.
     ap.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (0: off)")
+    ap.add_argument("--keep-backbone", action="store_true",
+                    help="leave a pretrained (TorchVision) backbone whole; prune the neck and head only")
+    ap.add_argument("--lr0", type=float, default=None,
+                    help="fine-tune with plain SGD at this rate (default: ultralytics' own choice)")
     ap.add_argument("--json", type=Path, help="write sizes and paths here")
     args = ap.parse_args(argv)
 
     result = prune_detector(args.weights, args.out, args.data, ratio=args.ratio, epochs=args.epochs,
                             fraction=args.fraction, runs_dir=args.runs, imgsz=args.imgsz, batch=args.batch,
-                            workers=args.workers, seed=args.seed, round_to=args.round_to or None)
+                            workers=args.workers, seed=args.seed, round_to=args.round_to or None,
+                            keep_backbone=args.keep_backbone, lr0=args.lr0)
     print(f"before: {result.before}\nafter:  {result.after} "
           f"({result.after.params / result.before.params:.2f} x params, "
           f"{result.after.gflops / result.before.gflops:.2f} x GFLOPs)\n"

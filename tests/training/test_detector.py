@@ -105,3 +105,34 @@ def test_each_scale_builds_its_own_size(tmp_path: Path) -> None:
 
     params = {s: sum(p.numel() for p in YOLO(str(model_yaml(s, tmp_path))).model.parameters()) for s in SCALES}
     assert params["n"] > 2.5 * params["p"], params
+
+
+@pytest.mark.slow
+def test_distillation_trains_the_student_with_the_v2_teacher(tmp_path: Path, no_network: list[str]) -> None:
+    import csv
+
+    import torch
+
+    torch.set_num_threads(1)
+    from training.detector import DetectorRun, export_detector, train_detector, ultralytics_yolo
+    from vision.detectors import Detector
+
+    data = tiny_dataset(tmp_path / "data")
+    runs = tmp_path / "runs" / "detector"
+    teacher = Path(__file__).parents[2] / "training" / "checkpoints" / "fire-detector-lite0-ft-avg-e8-e10.pt"
+    train_detector(data, epochs=1, batch=4, workers=0, runs_dir=runs, until=1)  # a v1-sized student
+    student = DetectorRun("p", runs).last
+
+    run = train_detector(data, epochs=1, batch=4, workers=0, runs_dir=runs, variant="kd",
+                         finetune_from=student, distill_from=teacher)
+    rows = list(csv.DictReader((run.dir / "results.csv").open()))
+    distill = [float(v) for k, v in rows[-1].items() if k.strip() == "train/dis_loss"]
+    assert distill and distill[0] > 0, "the teacher's feature loss must be part of training"
+
+    # What is saved and exported is the student alone, at its own size.
+    YOLO = ultralytics_yolo()
+    params = sum(p.numel() for p in YOLO(str(run.last)).model.parameters())
+    assert params == sum(p.numel() for p in YOLO(str(student)).model.parameters()) < 1_000_000
+    onnx = export_detector(run.last, tmp_path / "student.onnx")
+    assert Detector(onnx, threads=1).names == {0: "fire", 1: "smoke"}
+    assert no_network == [], f"distillation reached for the network: {no_network}"

@@ -130,3 +130,30 @@ def test_prune_fine_tune_export(tmp_path: Path, no_network: list[str]) -> None:
     image = cv2.imread(str(next((data / "images" / "val").iterdir())))
     assert len(detector(image)) >= 0
     assert no_network == [], f"pruning reached for the network: {no_network}"
+
+
+@pytest.mark.slow
+def test_keep_backbone_prunes_only_the_neck_and_head() -> None:
+    """v2's shipped weights: with keep_backbone the ImageNet backbone comes out untouched."""
+    import torch
+    from ultralytics.nn.modules.block import TorchVision
+
+    from training.prune_detector import load_model, prune
+
+    torch.set_num_threads(1)
+    checkpoint = Path(__file__).parents[2] / "training" / "checkpoints" / "fire-detector-lite0-ft-avg-e8-e10.pt"
+    base = load_model(checkpoint).float()
+    kept = prune(base, 0.3, round_to=8, keep_backbone=True)
+    whole = prune(base, 0.3, round_to=8)
+
+    def backbone(model):  # type: ignore[no-untyped-def]
+        return next(m for m in model.model if isinstance(m, TorchVision)).state_dict()
+
+    assert backbone(kept).keys() == backbone(base).keys()
+    assert all(torch.equal(backbone(kept)[k], backbone(base)[k].float()) for k in backbone(base))
+    assert any(backbone(whole)[k].shape != backbone(base)[k].shape for k in backbone(base))
+    widths, kept_widths = _conv_widths(base), _conv_widths(kept)
+    neck_and_head = [n for n in widths if not n.startswith("model.0.")]
+    assert sum(kept_widths[n] < widths[n] for n in neck_and_head) > 20
+    with torch.no_grad():
+        assert kept.eval()(torch.rand(1, 3, 320, 320))[0].shape == (1, 6, 2100)
