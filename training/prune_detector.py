@@ -58,7 +58,7 @@ class Size:
 
 def model_size(model: nn.Module, imgsz: int = 320) -> Size:
     """Counted by ultralytics' profiler (thop), which also reaches into v2's Lite0 backbone:
-    torch-pruning's own counter skips its padded convs and reported a tenth of them."""
+    torch-pruning's own counter found 0.08 of the backbone's 1.59 GFLOPs."""
     from ultralytics.utils.torch_utils import get_flops
 
     # A copy in eval mode: the profiler runs forward passes, which in training mode would move
