@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,14 +26,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 from firewatch.paths import data_root
 from training.evaluate import GroundTruth, label_for
 from vision.detectors import Detector
 from vision.geometry import box_iou_matrix
+from vision.sources import IMAGE_SUFFIXES
 from vision.types import Detections
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,11 @@ def label_with_teacher(data_dir: Path, teacher: Detector, out: Path, *, iou: flo
     labels_out.mkdir(parents=True, exist_ok=True)
     added = dict.fromkeys(names.values(), 0)
     images = labelled = touched = 0
-    for image in sorted(p for p in (data_dir / spec["train"]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    train = sorted(p for p in (data_dir / spec["train"]).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    for image in tqdm(train, desc="teacher labels", unit="img"):
         frame = cv2.imread(str(image))
         if frame is None:
+            log.warning("skipped %s: not a readable image", image.name)
             continue
         shape = frame.shape[:2]
         label = label_for(image)
@@ -102,8 +107,8 @@ def label_with_teacher(data_dir: Path, teacher: Detector, out: Path, *, iou: flo
         images += 1
         labelled += len(truth)
         touched += bool(new)
-        for c in extra.class_id.tolist():
-            added[names[c]] += 1
+        for line in new:  # counted from what was written: boxes of zero size are not
+            added[names[int(line.split()[0])]] += 1
     merged = {"path": str(out), "train": "images/train", "val": str(data_dir / spec["val"]), "names": names}
     (out / "data.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
     return Labelled(out / "data.yaml", images, labelled, added, touched)
@@ -127,4 +132,5 @@ def main(argv: list[str] | None = None) -> Labelled:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
     main()

@@ -42,8 +42,11 @@ def test_yolo_lines_round_trip_and_clip() -> None:
 
 
 @pytest.mark.slow
-def test_the_teacher_finds_hidden_fires_and_ultralytics_reads_its_labels(tmp_path: Path) -> None:
+def test_the_teacher_finds_hidden_fires_and_ultralytics_reads_its_labels(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     data = tiny_dataset(tmp_path / "fire", n_train=8, n_val=2)
+    (data / "images" / "train" / "broken.jpg").write_bytes(b"not a jpeg")
     labels = sorted((data / "labels" / "train").glob("*.txt"))
     with_fire = [p for p in labels if p.read_text().strip()]
     hidden, kept = with_fire[:3], with_fire[3:]
@@ -55,7 +58,8 @@ def test_the_teacher_finds_hidden_fires_and_ultralytics_reads_its_labels(tmp_pat
     result = label_with_teacher(data, teacher, tmp_path / "kd")
 
     out = tmp_path / "kd" / "labels" / "train"
-    assert result.images == len(labels) == len(list(out.glob("*.txt")))
+    assert result.images == len(labels) == len(list(out.glob("*.txt")))  # the broken file is skipped
+    assert "skipped broken.jpg: not a readable image" in caplog.text
     for p in kept:  # labelled boxes come through unchanged, first
         assert (out / p.name).read_text().startswith(p.read_text().strip())
     refound = 0
