@@ -7,8 +7,8 @@ already covers (IoU below ``iou``) is added to that image's labels. The student 
 architecture, from v1's weights) is then fine-tuned on the merged labels by
 ``training.detector``, and a control run spends the same budget on the ground truth alone, so
 the difference between the two is the teacher's. Validation stays on the dataset's own val
-labels. Soft (logit or feature) distillation would need the teacher inside ultralytics' loss;
-the hard form works with its trainer unchanged.
+labels. Feature distillation, the soft form, is ultralytics' own and needs no dataset of its
+own: ``python -m training.detector --distill-from TEACHER.pt``.
 
     python -m training.distill_detector --teacher models/fire-detector.onnx --out runs/distill/fire-kd
     python -m training.detector --data runs/distill/fire-kd --finetune-from v1.pt --variant kd --epochs 3
@@ -38,32 +38,14 @@ from vision.types import Detections
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Added:
-    """What the teacher added to one image: xyxy float32 (K, 4) in pixels, class_id int32 (K,)."""
-
-    xyxy: np.ndarray
-    class_id: np.ndarray
-
-
-def teacher_boxes(truth: GroundTruth, teacher: Detections, iou: float = 0.5) -> Added:
+def teacher_boxes(truth: GroundTruth, teacher: Detections, iou: float = 0.5) -> GroundTruth:
     """The teacher's boxes that no labelled box of the same class covers at ``iou`` or more."""
     keep = np.ones(len(teacher.class_id), bool)
     if len(truth) and keep.any():
         overlap = box_iou_matrix(teacher.xyxy, truth.xyxy)
         same_class = teacher.class_id[:, None] == truth.class_id[None, :]
         keep = ~((overlap >= iou) & same_class).any(axis=1)
-    return Added(teacher.xyxy[keep], teacher.class_id[keep])
-
-
-def yolo_lines(xyxy: np.ndarray, class_id: np.ndarray, shape: tuple[int, int]) -> list[str]:
-    """``class cx cy w h`` lines, normalised to an image of ``shape`` (h, w) and clipped to it."""
-    h, w = shape
-    box = np.clip(xyxy, 0, [w, h, w, h])
-    cx, cy = (box[:, 0] + box[:, 2]) / 2 / w, (box[:, 1] + box[:, 3]) / 2 / h
-    bw, bh = (box[:, 2] - box[:, 0]) / w, (box[:, 3] - box[:, 1]) / h
-    return [f"{c} {x:.6f} {y:.6f} {a:.6f} {b:.6f}"
-            for c, x, y, a, b in zip(class_id.tolist(), cx, cy, bw, bh, strict=True) if a > 0 and b > 0]
+    return GroundTruth(teacher.xyxy[keep], teacher.class_id[keep], truth.shape)
 
 
 @dataclass(frozen=True)
@@ -97,7 +79,7 @@ def label_with_teacher(data_dir: Path, teacher: Detector, out: Path, *, iou: flo
         truth = GroundTruth.read(label, shape)
         extra = teacher_boxes(truth, teacher(frame), iou)
         own = label.read_text().strip().splitlines() if label.is_file() else []
-        new = yolo_lines(extra.xyxy, extra.class_id, shape)
+        new = extra.lines()
         (labels_out / f"{image.stem}.txt").write_text("".join(f"{line}\n" for line in [*own, *new]))
         # Per-file links: ultralytics resolves a linked folder back to the source, and would
         # then read the source's labels instead of these.

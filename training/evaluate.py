@@ -81,6 +81,16 @@ class GroundTruth:
         xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
         return cls(xyxy.astype(np.float32), rows[:, 0].astype(np.int32), (int(h), int(w)))
 
+    def lines(self) -> list[str]:
+        """The inverse of ``read``: ``class cx cy w h`` lines normalised to ``shape``, each box
+        clipped to the image; boxes left with no width or height are dropped."""
+        h, w = self.shape
+        box = np.clip(self.xyxy, 0, [w, h, w, h])
+        cx, cy = (box[:, 0] + box[:, 2]) / 2 / w, (box[:, 1] + box[:, 3]) / 2 / h
+        bw, bh = (box[:, 2] - box[:, 0]) / w, (box[:, 3] - box[:, 1]) / h
+        return [f"{c} {x:.6f} {y:.6f} {a:.6f} {b:.6f}"
+                for c, x, y, a, b in zip(self.class_id.tolist(), cx, cy, bw, bh, strict=True) if a > 0 and b > 0]
+
     def __len__(self) -> int:
         return len(self.class_id)
 

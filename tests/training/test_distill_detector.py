@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.support.yolo_data import tiny_dataset
-from training.distill_detector import label_with_teacher, teacher_boxes, yolo_lines
+from training.distill_detector import label_with_teacher, teacher_boxes
 from training.evaluate import GroundTruth
 from vision.detectors import Detector
 from vision.geometry import box_iou_matrix
@@ -33,12 +33,17 @@ def test_teacher_boxes_skip_what_the_labels_already_cover() -> None:
     assert len(teacher_boxes(GroundTruth(np.zeros((0, 4), np.float32), np.zeros(0, np.int32)), teacher).class_id) == 3
 
 
-def test_yolo_lines_round_trip_and_clip() -> None:
-    xyxy = np.array([[20, 10, 60, 50], [-5, 0, 10, 30], [5, 5, 5, 9]], np.float32)
-    lines = yolo_lines(xyxy, np.array([1, 0, 0], np.int32), (100, 200))
+def test_label_lines_round_trip_and_clip(tmp_path: Path) -> None:
+    boxes = GroundTruth(np.array([[20, 10, 60, 50], [-5, 0, 10, 30], [5, 5, 5, 9]], np.float32),
+                        np.array([1, 0, 0], np.int32), (100, 200))
+    lines = boxes.lines()
     assert len(lines) == 2  # the zero-width box is dropped
     assert lines[0] == "1 0.200000 0.300000 0.200000 0.400000"
     assert lines[1] == "0 0.025000 0.150000 0.050000 0.300000"  # clipped to the left edge
+    (tmp_path / "a.txt").write_text("\n".join(lines))
+    again = GroundTruth.read(tmp_path / "a.txt", (100, 200))
+    assert again.class_id.tolist() == [1, 0]
+    assert np.allclose(again.xyxy, [[20, 10, 60, 50], [0, 0, 10, 30]], atol=1e-3)
 
 
 @pytest.mark.slow

@@ -146,12 +146,11 @@ def test_keep_backbone_prunes_only_the_neck_and_head() -> None:
     kept = prune(base, 0.3, round_to=8, keep_backbone=True)
     whole = prune(base, 0.3, round_to=8)
 
-    def backbone(model):  # type: ignore[no-untyped-def]
-        return next(m for m in model.model if isinstance(m, TorchVision)).state_dict()
-
-    assert backbone(kept).keys() == backbone(base).keys()
-    assert all(torch.equal(backbone(kept)[k], backbone(base)[k].float()) for k in backbone(base))
-    assert any(backbone(whole)[k].shape != backbone(base)[k].shape for k in backbone(base))
+    base_bb, kept_bb, whole_bb = (next(m for m in model.model if isinstance(m, TorchVision)).state_dict()
+                                  for model in (base, kept, whole))
+    assert kept_bb.keys() == base_bb.keys()
+    assert all(torch.equal(kept_bb[k], base_bb[k].float()) for k in base_bb)
+    assert any(whole_bb[k].shape != base_bb[k].shape for k in base_bb)
     widths, kept_widths = _conv_widths(base), _conv_widths(kept)
     neck_and_head = [n for n in widths if not n.startswith("model.0.")]
     assert sum(kept_widths[n] < widths[n] for n in neck_and_head) > 20
