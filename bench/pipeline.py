@@ -214,6 +214,7 @@ class PipelineBench:
     model: str
     providers: list[str]
     threads: int
+    tiles: int  # tiles a side (1: the whole frame only)
     frames: int
     rounds: int
     input_size: list[int]
@@ -263,11 +264,15 @@ def main(
     fire_free: int = 0,
     rounds: int = 5,
     classifier: bool = True,
+    tiles: int = 1,
 ) -> dict:
     """Pipeline FPS vs bare ``session.run`` on ``n_frames`` frames of ``frames_dir/pattern``
-    (plus ``fire_free`` fire-free frames of that split); returns :class:`PipelineBench` as a dict."""
+    (plus ``fire_free`` fire-free frames of that split); returns :class:`PipelineBench` as a dict.
+    ``tiles`` > 1: the detector also runs on a grid of tiles (``vision.detectors.tiles``), and
+    the bare rate is that of all a frame's model calls."""
     from firewatch.wiring import load_classifier
     from vision.detectors import Detector
+    from vision.detectors.tiles import model_inputs, tiled
     from vision.pipeline import Pipeline
     from vision.sinks import CallbackSink
     from vision.tracker import Tracker
@@ -276,11 +281,12 @@ def main(
     frames_dir = Path(frames_dir)
     extra = fire_free_images(frames_dir)[:fire_free] if fire_free else []
     images, decode_ms = load_frames(frames_dir, n_frames, pattern, extra)
-    detector = Detector(model, conf_threshold=settings.conf_threshold, iou_threshold=settings.iou_threshold, threads=threads)
+    base = Detector(model, conf_threshold=settings.conf_threshold, iou_threshold=settings.iou_threshold, threads=threads)
+    detector = tiled(base, tiles)
     crop_classifier = load_classifier(settings.classifier_model) if classifier else None
 
-    runtime = detector.runtime
-    blobs = [detector.prepare(image).blob for image in images]  # each frame its own buffer
+    runtime = base.runtime
+    blobs = [blob for image in images for blob in model_inputs(detector.prepare(image))]  # each its own buffer
     for blob in blobs[:5]:  # warm-up: first runs allocate and (on GPU) build kernels
         runtime.run(blob)
 
@@ -304,7 +310,7 @@ def main(
             start = time.perf_counter()
             for blob in blobs:
                 runtime.run(blob)
-            bare_fps.append(len(blobs) / (time.perf_counter() - start))
+            bare_fps.append(len(images) / (time.perf_counter() - start))
 
             source = MemorySource(images)
             source.read = clock.wrap("read", source.read)  # type: ignore[method-assign]
@@ -348,11 +354,12 @@ def main(
     ratio = statistics.median(ratios)
     result = PipelineBench(
         model=str(model),
-        providers=list(detector.providers),
+        providers=list(base.providers),
         threads=threads,
+        tiles=tiles,
         frames=len(images),
         rounds=rounds,
-        input_size=list(detector.imgsz),
+        input_size=list(base.imgsz),
         bare_fps=round(statistics.median(bare_fps), 2),
         pipeline_fps=round(statistics.median(pipe_fps), 2),
         ratio=round(ratio, 4),
@@ -374,6 +381,7 @@ def table(result: dict) -> str:
     """The throughput result as a text table."""
     lines = [
         f"model {result['model']}  providers {','.join(result['providers'])}  threads {result['threads']}  "
+        f"tiles {result['tiles']}  "
         f"input {result['input_size'][1]}x{result['input_size'][0]}  frames {result['frames']} x {result['rounds']} rounds",
         f"bare session.run {result['bare_fps']:8.2f} FPS",
         f"full pipeline    {result['pipeline_fps']:8.2f} FPS   ratio {result['ratio']:.3f} "
@@ -563,6 +571,7 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-classifier", action="store_true")
+    parser.add_argument("--tiles", type=int, default=1, help="tiles a side for small fires (1: the whole frame only)")
     parser.add_argument("--alerts", action="store_true", help="also time-to-alert (val sequences) and false alerts")
     parser.add_argument("--negatives", type=int, default=200, help="fire-free val images for false alerts")
     parser.add_argument("--hold", type=int, default=10, help="frames each fire-free image is held")
@@ -575,6 +584,7 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     result = main(
         args.model, args.frames_dir or fire / "images" / "train", args.frames, args.threads,
         pattern=args.pattern, fire_free=args.fire_free, rounds=args.rounds, classifier=not args.no_classifier,
+        tiles=args.tiles,
     )
     report["throughput"] = result
     print(table(result))

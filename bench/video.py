@@ -129,36 +129,43 @@ def _digest(model: Path, mtime_ns: int, size: int) -> str:
     return hashlib.sha1(model.read_bytes()).hexdigest()[:16]
 
 
-def _cache_path(model: Path, clip: Clip, conf: float, iou: float) -> Path:
+def _cache_path(model: Path, clip: Clip, conf: float, iou: float, tiles: int = 1) -> Path:
     stat = model.stat()
     digest = _digest(model.resolve(), stat.st_mtime_ns, stat.st_size)
-    return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}.pkl"
+    tiling = f"-tiles{tiles}" if tiles > 1 else ""
+    return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}{tiling}.pkl"
 
 
-def _daemon(verify: bool | None, model: Path):  # type: ignore[no-untyped-def]
+def _daemon(verify: bool | None, model: Path, tiles: int | None = None):  # type: ignore[no-untyped-def]
     """The daemon's detection settings for ``model`` (a shipped detector brings its own
-    verification) with verification on or off (None: as configured), and the Settings they came
-    from; the detection threshold's default follows verification."""
+    verification) with verification on or off and ``tiles`` a side (None: as configured), and
+    the Settings they came from; the detection threshold's default follows verification."""
     overrides: dict[str, object] = {"detector_model": Path(model)}
     if verify is not None:
         overrides["verify"] = verify
+    if tiles is not None:
+        overrides["detector_tiles"] = tiles
     settings = daemon_detection(**overrides)
     return settings, settings.settings
 
 
 def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1, work: Path,
-         verify: bool | None = None, cache: bool = True) -> ClipResult:
+         verify: bool | None = None, cache: bool = True, tiles: int | None = None) -> ClipResult:
     """Replay ``clip`` through the pipeline with the daemon's settings; when did it alert?
     ``verify`` turns temporal verification on or off (None: the daemon's setting);
-    ``cache``: reuse the detector's boxes of an earlier run (and store them)."""
+    ``cache``: reuse the detector's boxes of an earlier run (and store them); ``tiles``: tiles a
+    side for small fires (None: the daemon's setting)."""
     from firewatch.wiring import load_classifier, load_verifier
     from vision.detectors import Detector
+    from vision.detectors.tiles import tiled
     from vision.replay import replay
 
-    settings, daemon = _daemon(verify, model)
+    settings, daemon = _daemon(verify, model, tiles)
     conf = settings.conf_threshold if conf is None else conf
-    detector = Detector(model, conf_threshold=conf, iou_threshold=settings.iou_threshold, threads=threads)
-    detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold) if cache else None)
+    tiles = daemon.detector_tiles
+    detector = tiled(Detector(model, conf_threshold=conf, iou_threshold=settings.iou_threshold, threads=threads), tiles)
+    detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold, tiles)
+                              if cache else None)
     if len(clip.frames) == 1:
         source, fps = clip.frames[0], None
     else:
@@ -234,29 +241,34 @@ def held_still(path: Path) -> list[np.ndarray]:
 
 
 def play_stills(model: Path, *, conf: float | None = None, verify: bool | None = None, root: Path | None = None,
-                threads: int = 1, names: Sequence[str] = (), cache: bool = True) -> list[StillResult]:
-    """Hold every val image the detector boxes at all (or those ``names``) in view for 3 s;
-    how many alerts start?"""
+                threads: int = 1, names: Sequence[str] = (), cache: bool = True,
+                tiles: int | None = None, fire_free_only: bool = False) -> list[StillResult]:
+    """Hold every val image the detector boxes at all (or those ``names``; only the fire-free
+    ones with ``fire_free_only``) in view for 3 s; how many alerts start?"""
     import cv2
 
     from firewatch.wiring import load_classifier, load_verifier
     from vision.detectors import Detector
+    from vision.detectors.tiles import tiled
     from vision.events import FireEvents
     from vision.tracker import Tracker
     from vision.types import Detections, Frame
 
-    settings, daemon = _daemon(verify, model)
+    settings, daemon = _daemon(verify, model, tiles)
     conf = settings.conf_threshold if conf is None else conf
-    detector = Detector(model, conf_threshold=STILL_BASE_CONF, iou_threshold=settings.iou_threshold, threads=threads)
+    tiles = daemon.detector_tiles
+    detector = tiled(Detector(model, conf_threshold=STILL_BASE_CONF, iou_threshold=settings.iou_threshold,
+                              threads=threads), tiles)
     classifier = load_classifier(settings.classifier_model)
-    images = [(p, fire) for p, fire in still_images(root or data_root()) if not names or p.name in names]
+    images = [(p, fire) for p, fire in still_images(root or data_root())
+              if (not names or p.name in names) and not (fire_free_only and fire)]
     results = []
     with progress_bar("bench video --stills", total=len(images), unit="image") as bar:
         for path, fire in images:
             bar.update(1)
             clip = Clip(path.name, "stills", (path,), SEQUENCE_FPS, None)
-            cached = CachedDetector(detector, _cache_path(Path(model), clip, STILL_BASE_CONF, settings.iou_threshold)
-                                    if cache else None)
+            cached = CachedDetector(detector, _cache_path(Path(model), clip, STILL_BASE_CONF, settings.iou_threshold,
+                                                          tiles) if cache else None)
             if cached.cached is None and not len(detector(cv2.imread(str(path)))):
                 continue  # never boxed, even at 0.1: it cannot alert
             tracker, verifier = Tracker(), load_verifier(daemon)
@@ -318,7 +330,7 @@ def table(results: Sequence[ClipResult], summary: VideoSummary) -> str:
 
 def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Sequence[str] = ("val",),
         root: Path | None = None, names: Sequence[str] = (), verify: bool | None = None,
-        cache: bool = True) -> list[ClipResult]:
+        cache: bool = True, tiles: int | None = None) -> list[ClipResult]:
     root = root or data_root()
     clips = video_clips(root) + sequence_clips(root, splits)
     if names:
@@ -327,7 +339,8 @@ def run(model: Path, *, conf: float | None = None, threads: int = 1, splits: Seq
             progress_bar("bench video", total=len(clips), unit="clip") as bar:
         results = []
         for clip in clips:
-            results.append(play(clip, model=model, conf=conf, threads=threads, work=Path(tmp), verify=verify, cache=cache))
+            results.append(play(clip, model=model, conf=conf, threads=threads, work=Path(tmp), verify=verify, cache=cache,
+                                tiles=tiles))
             bar.update(1)
         return results
 
@@ -345,13 +358,17 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                         help="temporal verification on or off (default: the daemon's FIREWATCH_VERIFY)")
     parser.add_argument("--stills", action="store_true",
                         help="hold every fire/ val image the detector boxes in view for 3 s instead of the clips")
+    parser.add_argument("--fire-free", action="store_true",
+                        help="with --stills: only the fire-free images (the 807 fire photos take most of the time)")
+    parser.add_argument("--tiles", type=int, default=None,
+                        help="tiles a side for small fires (default: the daemon's FIREWATCH_DETECTOR_TILES)")
     parser.add_argument("--no-cache", action="store_true", help="run the detector even where its boxes are cached")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
     verify = None if args.verify is None else args.verify == "on"
     if args.stills:
         stills = play_stills(args.model, conf=args.conf, verify=verify, threads=args.threads, names=args.clip,
-                             cache=not args.no_cache)
+                             cache=not args.no_cache, tiles=args.tiles, fire_free_only=args.fire_free)
         print(stills_line(stills))
         if args.json is not None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -359,7 +376,7 @@ def cli(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                                              "stills": [asdict(r) for r in stills]}, indent=2))
         return 0
     results = run(args.model, conf=args.conf, threads=args.threads, splits=args.splits, names=args.clip, verify=verify,
-                  cache=not args.no_cache)
+                  cache=not args.no_cache, tiles=args.tiles)
     summary = summarize(results)
     print(table(results, summary))
     if args.json is not None:

@@ -46,6 +46,7 @@ class CameraConfig(BaseModel):
     detect_confidence: float | None = Field(None, gt=0, lt=1)
     confirm_hits: int | None = Field(None, ge=1)
     confirm_window: int | None = Field(None, ge=1)
+    tiles: int | None = Field(None, ge=1, le=4)
 
     @field_validator("source", mode="before")
     @classmethod

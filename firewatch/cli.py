@@ -369,7 +369,8 @@ def evaluate(data: Path, model: Path | None, json_path: Path | None, out_dir: Pa
         report = run_evaluation(data, settings.detector_model, conf=settings.detect_confidence,
                                 nms_iou=settings.nms_iou, json_path=json_path, out_dir=out_dir,
                                 classifier=classifier if classifier is not None and classifier.is_file() else None,
-                                veto=settings.veto_no_fire, progress=bar, verbose=False)
+                                veto=settings.veto_no_fire, progress=bar, verbose=False,
+                                tiles=settings.detector_tiles)
     click.echo(report.table())
 
 

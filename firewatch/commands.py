@@ -17,12 +17,10 @@ def detect_command(settings: Settings, source: str, model: Path | None, out_vide
                    as_json: bool = False) -> None:
     from firewatch.progress import progress_bar
     from firewatch.summaries import replay_summary
-    from firewatch.wiring import event_config, load_classifier, load_verifier
-    from vision.detectors import Detector
+    from firewatch.wiring import event_config, load_classifier, load_detector, load_verifier
     from vision.replay import replay
 
-    detector = Detector(model or settings.detector_model, runtime=settings.detector_runtime,
-                        conf_threshold=settings.detect_confidence, threads=settings.inference_threads)
+    detector = load_detector(settings, model)
     with progress_bar("detect") as bar:
         summary = replay(
             source,

@@ -28,8 +28,7 @@ class DemoAlert:
 def demo_command(settings: Settings, clip: Path | None, out: Path) -> list[DemoAlert]:
     """Play ``clip`` (default: render the synthetic one into ``out``); return its alerts."""
     from firewatch.progress import progress_bar
-    from firewatch.wiring import event_config, load_classifier, load_verifier
-    from vision.detectors import Detector
+    from firewatch.wiring import event_config, load_classifier, load_detector, load_verifier
     from vision.replay import replay
 
     synthetic = clip is None
@@ -43,9 +42,7 @@ def demo_command(settings: Settings, clip: Path | None, out: Path) -> list[DemoA
                f"({settings.confirm_hits} of {settings.confirm_window} frames) -> classifier veto"
                f"{' -> temporal verification' if settings.verify else ''}; "
                "bot off, nothing is pushed")
-    detector = Detector(settings.detector_model, runtime=settings.detector_runtime,
-                        conf_threshold=settings.detect_confidence, iou_threshold=settings.nms_iou,
-                        threads=settings.inference_threads)
+    detector = load_detector(settings)
     events = out / "events.jsonl"
     with progress_bar("demo") as bar:
         replay(clip, detector=detector, events=events, snapshots=out / "snapshots", camera="demo",

@@ -81,6 +81,17 @@ def load_verifier(settings: Settings):  # type: ignore[no-untyped-def]
     return Verifier(VerificationModel.load(settings.verification_model))
 
 
+def load_detector(settings: Settings, model: Path | None = None):  # type: ignore[no-untyped-def]
+    """The configured detector (or ``model``) on its own session, for one source outside the
+    daemon (``firewatch detect``, the demo)."""
+    from vision.detectors import Detector
+    from vision.detectors.tiles import tiled
+
+    return tiled(Detector(model or settings.detector_model, runtime=settings.detector_runtime,
+                          conf_threshold=settings.detect_confidence, iou_threshold=settings.nms_iou,
+                          threads=settings.inference_threads), settings.detector_tiles)
+
+
 def build_pipelines(
     settings: Settings,
     sinks: Sequence[Sink],
@@ -91,6 +102,7 @@ def build_pipelines(
     operators added (stored), beside the configuration file's."""
     from vision.detectors import RuntimeOptions, YoloDetector, open_runtime
     from vision.detectors.shared import share
+    from vision.detectors.tiles import tiled
 
     if not settings.detector_model.is_file():
         raise FileNotFoundError(f"detector model not found: {settings.detector_model}")
@@ -101,8 +113,9 @@ def build_pipelines(
     capped = bool(settings.cameras)
     pipelines = {}
     for camera in settings.camera_configs:
-        detector = YoloDetector(runtime, conf_threshold=camera.detect_confidence or settings.detect_confidence,
-                                iou_threshold=settings.nms_iou, name=f"{settings.detector_model.name} ({camera.name})")
+        detector = tiled(YoloDetector(runtime, conf_threshold=camera.detect_confidence or settings.detect_confidence,
+                                      iou_threshold=settings.nms_iou, name=f"{settings.detector_model.name} ({camera.name})"),
+                         camera.tiles or settings.detector_tiles)
         source = open_source(camera.source, fps=camera.fps, name=camera.name, realtime=True)
         pipelines[camera.name] = Pipeline(
             source,

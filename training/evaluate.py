@@ -526,6 +526,7 @@ def evaluate(
     classifier: str | Path | None = None,
     veto: float = 0.9,
     progress: Progress | None = None,
+    tiles: int = 1,
 ) -> EvalReport:
     """Run ``model`` (ONNX) through the daemon's ``Detector`` on ``data`` and score it.
 
@@ -536,15 +537,17 @@ def evaluate(
     With ``classifier`` (the fire classifier's ONNX), the image-level sweep gets a second set
     of columns where a fire box is dropped when the classifier gives its crop p(no-fire) >=
     ``veto`` — the per-image analogue of the pipeline's veto of a track. ``progress`` (a tqdm
-    bar fits) is told the image count and each image scored.
+    bar fits) is told the image count and each image scored. ``tiles`` > 1 adds a tiles × tiles
+    grid of tiles for small fires (``vision.detectors.tiles``), as the daemon's setting does.
     """
     from training import offline
 
     offline.prepare()  # ultralytics' metric and plotting code is imported below
     from vision.detectors import Detector
+    from vision.detectors.tiles import tiled
 
     samples = find_samples(data, split, limit)
-    detector = Detector(model, conf_threshold=MAP_CONF, iou_threshold=nms_iou, threads=threads)
+    detector = tiled(Detector(model, conf_threshold=MAP_CONF, iou_threshold=nms_iou, threads=threads), tiles)
     names = detector.names or dataset_names(data) or {0: "fire", 1: "smoke"}
     expected = dataset_names(data)
     if expected and expected != names:
@@ -610,11 +613,12 @@ def main(argv: Sequence[str] | None = None) -> EvalReport:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--classifier", type=Path, help="fire classifier ONNX: adds the vetoed sweep columns")
     ap.add_argument("--veto", type=float, default=0.9)
+    ap.add_argument("--tiles", type=int, default=1, help="tiles a side for small fires (1: none)")
     args = ap.parse_args(argv)
     return evaluate(
         args.data, args.model, conf=args.conf, iou=args.iou, nms_iou=args.nms_iou, split=args.split,
         limit=args.limit, threads=args.threads, out_dir=args.out, json_path=args.json,
-        classifier=args.classifier, veto=args.veto,
+        classifier=args.classifier, veto=args.veto, tiles=args.tiles,
     )
 
 

@@ -45,6 +45,13 @@ def test_pipeline_bench_structure(tiny_onnx):
     assert "session.run" in table(result) and "infer" in table(result)
 
 
+def test_pipeline_bench_with_tiles_runs_the_tiled_detector(tiny_onnx):
+    result = main(tiny_onnx, FIRE / "images" / "train", n_frames=4, threads=1, rounds=1, tiles=2)
+    assert (result["tiles"], result["frames"]) == (2, 4)
+    assert result["bare_fps"] > 0 and result["pipeline_fps"] > 0
+    assert "tiles 2" in table(result)
+
+
 def test_sequences_follow_the_labels():
     sequences = {s.name: s for s in find_sequences(FIRE / "images" / "val")}
     seq = sequences["val/rf__pexels-alan-w-8365989_mp4"]

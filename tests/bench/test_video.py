@@ -105,3 +105,19 @@ def test_stills_held_in_view_alert_only_without_verification(tmp_path: Path) -> 
     assert off[ROOM]["alerts"] >= 1 and not off[ROOM]["fire"]
     assert off[photo]["alerts"] >= 1 and off[photo]["fire"]
     assert on[ROOM]["alerts"] == 0 and on[photo]["alerts"] == 0
+
+
+def test_tiles_are_part_of_the_cache_key_and_still_alert_the_fireplace(tmp_path: Path) -> None:
+    report = _bench(tmp_path, "tiles", "--tiles", "2", "--clip", "navid__fire4")
+    assert report["clips"][0]["first_alert_frame"] is not None
+    cached = sorted(p.name for p in (tmp_path / "cache" / "firewatch" / "bench-video").glob("*navid__fire4*.pkl"))
+    assert len(cached) == 1 and cached[0].endswith("-tiles2.pkl")
+
+
+def test_stills_fire_free_leaves_the_fire_photos_out(tmp_path: Path) -> None:
+    from bench.video import still_images
+
+    photo = next(p.name for p, fire in still_images(data_root()) if fire and p.name.startswith("lz__"))
+    report = _bench(tmp_path, "free", "--stills", "--fire-free", "--verify", "off", "--clip", ROOM, "--clip", photo)
+    assert [s["image"] for s in report["stills"]] == [ROOM]
+    assert report["stills"][0]["alerts"] >= 1 and not report["stills"][0]["fire"]

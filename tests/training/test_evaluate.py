@@ -251,3 +251,21 @@ def test_false_alarm_sheet_lists_what_evaluate_counts(tiny_yolo, detector_model,
     if alarms:
         sheet = cv2.imread(str(out))
         assert sheet.shape[1] == 6 * TILE[0] and sheet.shape[0] == -(-len(alarms) // 6) * TILE[1]
+
+
+def test_tiles_find_more_small_fires_in_the_same_evaluation(tmp_path):
+    """The daemon's tile setting, evaluated: a small fire that the whole frame misses is found,
+    and the labels counted stay the same."""
+    small = "lz__train__fire_smoke_802"  # one fire of 0.22 % of a 512 x 288 frame
+    root = tmp_path / "val"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for stem in [small, *_pick("fire", 2), *_pick("empty", 1)]:
+        shutil.copy(FIRE / "images" / "val" / f"{stem}.jpg", root / "images")
+        shutil.copy(FIRE / "labels" / "val" / f"{stem}.txt", root / "labels")
+    whole = evaluate(root, SHIPPED_DETECTOR, conf=0.15, threads=1, verbose=False)
+    tiled = evaluate(root, SHIPPED_DETECTOR, conf=0.15, threads=1, verbose=False, tiles=2)
+    smallest = (whole.fire_recall_by_size[0], tiled.fire_recall_by_size[0])
+    assert smallest[0].labels == smallest[1].labels >= 1
+    assert smallest[1].found > smallest[0].found
+    assert tiled.classes["fire"].labels == whole.classes["fire"].labels

@@ -6,6 +6,8 @@
   a model file on a named runtime: what callers build.
 - ``registry``    — runtimes by name (``FIREWATCH_DETECTOR_RUNTIME``), imported when chosen.
 - ``onnxruntime`` — the onnxruntime runtime (TensorRT -> CUDA -> CPU).
+- ``tiles``       — a detector run on the whole frame and on a grid of tiles, for small fires
+  (``FIREWATCH_DETECTOR_TILES``, a camera's ``tiles`` key).
 
 Box geometry (IoU, NMS) lives in ``vision.geometry``, shared with the event rules and
 with evaluation.

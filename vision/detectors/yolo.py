@@ -20,13 +20,11 @@ import numpy as np
 
 from vision.detectors.base import ModelRuntime, RuntimeOptions
 from vision.detectors.registry import DEFAULT_RUNTIME, open_runtime
-from vision.geometry import nms
+from vision.geometry import class_nms
 from vision.types import Detections
 
 log = logging.getLogger(__name__)
 
-# Added to boxes per class so that one NMS pass never suppresses across classes.
-_CLASS_OFFSET = 8192.0
 # An untrained or confused model can pass thousands of anchors; NMS cost grows with them.
 _MAX_CANDIDATES = 1000
 
@@ -150,7 +148,7 @@ def postprocess(
         cxcywh, confidence, class_id = cxcywh[top], confidence[top], class_id[top]
     half = cxcywh[:, 2:] / 2
     xyxy = np.concatenate([cxcywh[:, :2] - half, cxcywh[:, :2] + half], axis=1)
-    keep = nms(xyxy + (class_id * _CLASS_OFFSET)[:, None], confidence, iou_threshold, max_det)
+    keep = class_nms(xyxy, confidence, class_id, iou_threshold, max_det)
     return Detections(geometry.to_source(xyxy[keep]), confidence[keep], class_id[keep])
 
 

@@ -1,0 +1,139 @@
+"""The whole frame plus overlapping tiles of it: small, distant fires at a finer scale.
+
+At the model's 320 px input, a fire covering 0.5 % of a wide camera's frame is about 23 px
+wide, and most such fires are missed. Each tile is letterboxed into the same input as a
+frame would be, so a 2 × 2 grid of tiles, each 0.6 of the frame's side, sees everything at
+1.67 times the scale, for five model calls a frame instead of one.
+
+Only what the whole frame misses is taken from the tiles: fire boxes (not smoke: plumes are
+large, and the model learnt their look at frame scale) smaller than ``max_area`` of the
+frame, and not cut by a tile's inner edge (the whole frame, or the neighbouring tile, sees
+that flame whole). They join the frame's boxes through one class-aware NMS. The choices and
+their cost are measured in ``models/fire-detector-v2.md`` ("Tiles for small fires").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vision.detectors.yolo import Inferred, Prepared, YoloDetector
+from vision.geometry import class_nms
+from vision.types import Detections
+
+# Frame pixels within which a box counts as touching a tile's edge.
+EDGE_MARGIN = 2.0
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A window of the frame: top-left corner and size, in frame pixels."""
+
+    y: int
+    x: int
+    h: int
+    w: int
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(image[self.y : self.y + self.h, self.x : self.x + self.w])
+
+    def to_frame(self, xyxy: np.ndarray) -> np.ndarray:
+        return xyxy + np.array([self.x, self.y, self.x, self.y], np.float32)
+
+    def cut(self, xyxy: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
+        """Which frame-pixel boxes touch an edge of this tile that lies inside the frame."""
+        x1, y1, x2, y2 = xyxy.T
+        frame_h, frame_w = frame
+        right, bottom = self.x + self.w, self.y + self.h
+        return (
+            ((x1 <= self.x + EDGE_MARGIN) & (self.x > 0))
+            | ((y1 <= self.y + EDGE_MARGIN) & (self.y > 0))
+            | ((x2 >= right - EDGE_MARGIN) & (right < frame_w))
+            | ((y2 >= bottom - EDGE_MARGIN) & (bottom < frame_h))
+        )
+
+
+def tile_grid(frame: tuple[int, int], grid: int, overlap: float) -> list[Tile]:
+    """``grid`` × ``grid`` tiles covering a frame of (h, w); each spans 1/grid + ``overlap``
+    of the frame's side, so neighbours share ``overlap`` of it."""
+    if grid < 2:
+        raise ValueError(f"a tile grid needs at least 2 tiles a side, not {grid}")
+    side = min(1.0, 1.0 / grid + overlap)
+    frame_h, frame_w = frame
+    th, tw = round(frame_h * side), round(frame_w * side)
+    ys = np.linspace(0, frame_h - th, grid).round().astype(int)
+    xs = np.linspace(0, frame_w - tw, grid).round().astype(int)
+    return [Tile(int(y), int(x), th, tw) for y in ys for x in xs]
+
+
+@dataclass(frozen=True)
+class TiledPrepared:
+    frame: tuple[int, int]
+    whole: Prepared
+    tiles: tuple[tuple[Tile, Prepared], ...]
+
+
+@dataclass(frozen=True)
+class TiledInferred:
+    frame: tuple[int, int]
+    whole: Inferred
+    tiles: tuple[tuple[Tile, Inferred], ...]
+
+
+class TiledDetector:
+    """A ``YoloDetector`` run on the whole frame and on a grid of tiles; the same three
+    stages (``vision.detectors.base.StagedDetector``) and the same ``Detections``."""
+
+    def __init__(self, detector: YoloDetector, grid: int = 2, overlap: float = 0.1,
+                 classes: Sequence[str] = ("fire",), max_area: float = 0.02) -> None:
+        tile_grid((100, 100), grid, overlap)  # refuse a bad grid now, not on the first frame
+        self.detector = detector
+        self.grid = grid
+        self.overlap = overlap
+        self.max_area = max_area
+        self.names = detector.names
+        self.tile_classes = np.array([k for k, v in detector.names.items() if v in classes], np.int32)
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        return self.decode(self.infer(self.prepare(image)))
+
+    def prepare(self, image: np.ndarray) -> TiledPrepared:
+        frame = (int(image.shape[0]), int(image.shape[1]))
+        tiles = tuple((tile, self.detector.prepare(tile.crop(image)))
+                      for tile in tile_grid(frame, self.grid, self.overlap))
+        return TiledPrepared(frame, self.detector.prepare(image), tiles)
+
+    def infer(self, prepared: TiledPrepared) -> TiledInferred:
+        tiles = tuple((tile, self.detector.infer(part)) for tile, part in prepared.tiles)
+        return TiledInferred(prepared.frame, self.detector.infer(prepared.whole), tiles)
+
+    def decode(self, inferred: TiledInferred) -> Detections:
+        whole = self.detector.decode(inferred.whole)
+        xyxy, confidence, class_id = [whole.xyxy], [whole.confidence], [whole.class_id]
+        frame_area = float(inferred.frame[0] * inferred.frame[1])
+        for tile, part in inferred.tiles:
+            found = self.detector.decode(part)
+            boxes = tile.to_frame(found.xyxy)
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / frame_area
+            keep = (np.isin(found.class_id, self.tile_classes) & (area <= self.max_area)
+                    & ~tile.cut(boxes, inferred.frame))
+            xyxy.append(boxes[keep])
+            confidence.append(found.confidence[keep])
+            class_id.append(found.class_id[keep])
+        boxes, scores, classes = np.concatenate(xyxy), np.concatenate(confidence), np.concatenate(class_id)
+        keep = class_nms(boxes, scores, classes, self.detector.iou_threshold, self.detector.max_det)
+        return Detections(boxes[keep], scores[keep], classes[keep])
+
+
+def model_inputs(prepared: Prepared | TiledPrepared) -> list[np.ndarray]:
+    """The model inputs of one prepared frame: one blob, or the frame's and its tiles'."""
+    if isinstance(prepared, TiledPrepared):
+        return [prepared.whole.blob, *(part.blob for _, part in prepared.tiles)]
+    return [prepared.blob]
+
+
+def tiled(detector: YoloDetector, grid: int) -> YoloDetector | TiledDetector:
+    """``detector`` on a ``grid`` × ``grid`` tiling, or as it is for a grid of 1 (no tiles)."""
+    return detector if grid <= 1 else TiledDetector(detector, grid)
