@@ -14,6 +14,7 @@ their cost are measured in ``models/fire-detector-v2.md`` ("Tiles for small fire
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import numpy as np
 from vision.detectors.yolo import Inferred, Prepared, YoloDetector
 from vision.geometry import class_nms
 from vision.types import Detections
+
+log = logging.getLogger(__name__)
 
 # Frame pixels within which a box counts as touching a tile's edge.
 EDGE_MARGIN = 2.0
@@ -95,6 +98,8 @@ class TiledDetector:
         self.max_area = max_area
         self.names = detector.names
         self.tile_classes = np.array([k for k, v in detector.names.items() if v in classes], np.int32)
+        log.info("detector tiles: the whole frame and %d x %d tiles (%d model calls a frame); tiles add %s "
+                 "boxes under %g of the frame", grid, grid, 1 + grid * grid, "/".join(classes), max_area)
 
     def __call__(self, image: np.ndarray) -> Detections:
         return self.decode(self.infer(self.prepare(image)))
