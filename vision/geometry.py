@@ -45,9 +45,10 @@ def class_nms(boxes: np.ndarray, scores: np.ndarray, class_id: np.ndarray, iou_t
               max_keep: int | None = None) -> np.ndarray:
     """``nms`` within each class: a box never suppresses one of another class.
 
-    Each class is shifted past the others' coordinates, so one pass does it.
+    Each class is shifted by more than the span of all coordinates (boxes may reach past
+    the frame's edges into negative values), so no two classes overlap and one pass does it.
     """
     if not len(scores):
         return np.zeros(0, np.int64)
-    offset = np.float32(np.abs(boxes).max() + 1)
+    offset = np.float32(boxes.max() - boxes.min() + 1)
     return nms(boxes + (class_id.astype(np.float32) * offset)[:, None], scores, iou_threshold, max_keep)

@@ -15,7 +15,7 @@ from tests.support.data import FIRE2, SHIPPED_DETECTOR
 from vision.detectors import Detector
 from vision.detectors.onnxruntime import choose_providers
 from vision.detectors.yolo import Letterbox, LetterboxGeometry, postprocess, read_metadata
-from vision.geometry import nms
+from vision.geometry import class_nms, nms
 from vision.types import Detections
 
 REAL_MODEL = SHIPPED_DETECTOR
@@ -67,6 +67,16 @@ def test_nms_hand_computed():
     assert nms(boxes, scores, 0.65).tolist() == [3, 1, 2]  # 0 goes (0.9 with 3); 1 stays (0.61 with 3)
     assert nms(boxes, scores, 0.95).tolist() == [3, 0, 1, 2]
     assert nms(boxes[:0], scores[:0], 0.5).tolist() == []
+
+
+def test_class_nms_never_suppresses_across_classes_even_past_the_frame_edge():
+    # A fire box in the far corner and a smoke box reaching past the frame's other corner:
+    # shifting smoke by the largest coordinate alone would land it on the fire box (IoU 0.51).
+    boxes = np.array([[290, 290, 320, 320], [-30, -30, 10, 10], [-30, -30, 9, 9]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7], np.float32)
+    assert class_nms(boxes, scores, np.array([0, 1, 1]), 0.5).tolist() == [0, 1]
+    assert class_nms(boxes, scores, np.array([0, 1, 0]), 0.5).tolist() == [0, 1, 2]
+    assert class_nms(boxes[:0], scores[:0], np.zeros(0, int), 0.5).tolist() == []
 
 
 def test_postprocess_filters_suppresses_per_class_and_maps_back():

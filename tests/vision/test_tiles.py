@@ -11,10 +11,10 @@ import pytest
 
 from firewatch.config import ConfigError, load_settings
 from firewatch.wiring import build_pipelines
-from tests.support.data import FIRE, FIRE2, SHIPPED_DETECTOR
+from tests.support.data import FIRE, FIRE2, SHIPPED_DETECTOR, fire_free_cctv
 from training.evaluate import GroundTruth
 from vision.detectors import Detector
-from vision.detectors.tiles import Tile, TiledDetector, model_inputs, tile_grid, tiled
+from vision.detectors.tiles import Tile, TiledDetector, tile_grid, tiled
 from vision.geometry import box_iou_matrix
 
 # 512 × 288, one labelled fire of 0.22 % of the frame (about 23 × 14 px).
@@ -53,10 +53,14 @@ def fire_found(detections, label: np.ndarray, conf: float) -> bool:
     return bool(len(label) and keep.any() and (box_iou_matrix(label, detections.xyxy[keep]) >= 0.5).any())
 
 
+def fire_label(image: np.ndarray) -> np.ndarray:
+    truth = GroundTruth.read(FIRE / "labels" / "val" / f"{SMALL_FIRE.stem}.txt", image.shape[:2])
+    return truth.xyxy[truth.class_id == 0]
+
+
 def test_tiles_find_a_small_fire_that_the_whole_frame_misses():
     image = cv2.imread(str(SMALL_FIRE))
-    truth = GroundTruth.read(FIRE / "labels" / "val" / f"{SMALL_FIRE.stem}.txt", image.shape[:2])
-    label = truth.xyxy[truth.class_id == 0]
+    label = fire_label(image)
     assert len(label) == 1
     whole = Detector(SHIPPED_DETECTOR, conf_threshold=0.05, iou_threshold=0.5, threads=1)
     tiles = TiledDetector(whole, grid=2)
@@ -85,11 +89,29 @@ def test_tiles_add_nothing_where_the_whole_frame_sees_a_large_fire():
 def test_the_staged_calls_match_the_whole_call_and_feed_five_model_inputs():
     image = cv2.imread(str(SMALL_FIRE))
     tiles = TiledDetector(Detector(SHIPPED_DETECTOR, conf_threshold=0.05, iou_threshold=0.5, threads=1), grid=2)
-    prepared = tiles.prepare(image)
-    assert len(model_inputs(prepared)) == 5
-    staged, whole = tiles.decode(tiles.infer(prepared)), tiles(image)
+    assert len(tiles.model_inputs(image)) == 5
+    staged, whole = tiles.decode(tiles.infer(tiles.prepare(image))), tiles(image)
     np.testing.assert_array_equal(staged.xyxy, whole.xyxy)
     assert tiled(tiles.detector, 1) is tiles.detector
+
+
+def test_tiles_run_only_where_the_whole_frame_has_a_fire_candidate():
+    """A fire-free CCTV frame costs one model call; the small fire's frame, where the whole
+    frame sees its smoke but not its flame, gets its tiles."""
+    quiet = cv2.imread(str(fire_free_cctv(1)[0]))
+    small = cv2.imread(str(SMALL_FIRE))
+    whole = Detector(SHIPPED_DETECTOR, conf_threshold=0.05, iou_threshold=0.5, threads=1)
+    gated = TiledDetector(whole, grid=2, gate=0.15)
+    alone = whole(quiet)
+    assert not (alone.confidence >= 0.15).any()
+    np.testing.assert_array_equal(gated(quiet).xyxy, alone.xyxy)
+    assert (gated.frames, gated.tiled_frames) == (1, 0)
+    gated(small)
+    assert (gated.frames, gated.tiled_frames) == (2, 1)
+    # with the gate above every score in the frame, the tiles never run
+    top = whole(small).confidence.max()
+    assert not fire_found(TiledDetector(whole, grid=2, gate=float(top) + 0.01)(small),
+                          fire_label(small), conf=0.15)
 
 
 def test_the_setting_and_a_camera_key_choose_tiles_per_camera(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

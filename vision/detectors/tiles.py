@@ -73,49 +73,66 @@ def tile_grid(frame: tuple[int, int], grid: int, overlap: float) -> list[Tile]:
 
 @dataclass(frozen=True)
 class TiledPrepared:
-    frame: tuple[int, int]
+    image: np.ndarray
     whole: Prepared
-    tiles: tuple[tuple[Tile, Prepared], ...]
 
 
 @dataclass(frozen=True)
 class TiledInferred:
     frame: tuple[int, int]
-    whole: Inferred
-    tiles: tuple[tuple[Tile, Inferred], ...]
+    whole: Detections
+    tiles: tuple[tuple[Tile, Inferred], ...]  # empty when the whole frame showed no candidate
 
 
 class TiledDetector:
-    """A ``YoloDetector`` run on the whole frame and on a grid of tiles; the same three
-    stages (``vision.detectors.base.StagedDetector``) and the same ``Detections``."""
+    """A ``YoloDetector`` run on the whole frame and, where that frame shows a candidate, on a
+    grid of tiles; the same three stages (``vision.detectors.base.StagedDetector``) and the
+    same ``Detections``.
+
+    ``gate``: the tiles run only on frames where the whole frame has a box (fire or smoke: a
+    plume often shows before its small flame does) scoring at least this (None: the
+    detector's own threshold), so a quiet scene costs one model call a frame and a scene with
+    a possible fire five. ``frames`` and ``tiled_frames`` count how often that happened.
+    """
 
     def __init__(self, detector: YoloDetector, grid: int = 2, overlap: float = 0.1,
-                 classes: Sequence[str] = ("fire",), max_area: float = 0.02) -> None:
+                 classes: Sequence[str] = ("fire",), max_area: float = 0.02, gate: float | None = None) -> None:
         tile_grid((100, 100), grid, overlap)  # refuse a bad grid now, not on the first frame
         self.detector = detector
         self.grid = grid
         self.overlap = overlap
         self.max_area = max_area
+        self.gate = detector.conf_threshold if gate is None else gate
         self.names = detector.names
         self.tile_classes = np.array([k for k, v in detector.names.items() if v in classes], np.int32)
-        log.info("detector tiles: the whole frame and %d x %d tiles (%d model calls a frame); tiles add %s "
-                 "boxes under %g of the frame", grid, grid, 1 + grid * grid, "/".join(classes), max_area)
+        self.frames = 0
+        self.tiled_frames = 0
+        log.info("detector tiles: %d x %d more model calls on frames with a box at %g or more; the tiles add "
+                 "%s boxes under %g of the frame", grid, grid, self.gate, "/".join(classes), max_area)
 
     def __call__(self, image: np.ndarray) -> Detections:
         return self.decode(self.infer(self.prepare(image)))
 
     def prepare(self, image: np.ndarray) -> TiledPrepared:
-        frame = (int(image.shape[0]), int(image.shape[1]))
-        tiles = tuple((tile, self.detector.prepare(tile.crop(image)))
-                      for tile in tile_grid(frame, self.grid, self.overlap))
-        return TiledPrepared(frame, self.detector.prepare(image), tiles)
+        return TiledPrepared(image, self.detector.prepare(image))
 
     def infer(self, prepared: TiledPrepared) -> TiledInferred:
-        tiles = tuple((tile, self.detector.infer(part)) for tile, part in prepared.tiles)
-        return TiledInferred(prepared.frame, self.detector.infer(prepared.whole), tiles)
+        # The whole frame is decoded here, on the model's thread, because whether the tiles
+        # run depends on it; decoding costs well under a millisecond.
+        whole = self.detector.decode(self.detector.infer(prepared.whole))
+        frame = (int(prepared.image.shape[0]), int(prepared.image.shape[1]))
+        self.frames += 1
+        if not (whole.confidence >= self.gate).any():
+            return TiledInferred(frame, whole, ())
+        self.tiled_frames += 1
+        tiles = tuple((tile, self.detector.infer(self.detector.prepare(tile.crop(prepared.image))))
+                      for tile in tile_grid(frame, self.grid, self.overlap))
+        return TiledInferred(frame, whole, tiles)
 
     def decode(self, inferred: TiledInferred) -> Detections:
-        whole = self.detector.decode(inferred.whole)
+        whole = inferred.whole
+        if not inferred.tiles:
+            return whole
         xyxy, confidence, class_id = [whole.xyxy], [whole.confidence], [whole.class_id]
         frame_area = float(inferred.frame[0] * inferred.frame[1])
         for tile, part in inferred.tiles:
@@ -131,14 +148,14 @@ class TiledDetector:
         keep = class_nms(boxes, scores, classes, self.detector.iou_threshold, self.detector.max_det)
         return Detections(boxes[keep], scores[keep], classes[keep])
 
+    def model_inputs(self, image: np.ndarray) -> list[np.ndarray]:
+        """Every model input of a frame whose tiles run: the whole frame's, then the tiles'."""
+        frame = (int(image.shape[0]), int(image.shape[1]))
+        return [self.detector.prepare(image).blob,
+                *(self.detector.prepare(tile.crop(image)).blob for tile in tile_grid(frame, self.grid, self.overlap))]
 
-def model_inputs(prepared: Prepared | TiledPrepared) -> list[np.ndarray]:
-    """The model inputs of one prepared frame: one blob, or the frame's and its tiles'."""
-    if isinstance(prepared, TiledPrepared):
-        return [prepared.whole.blob, *(part.blob for _, part in prepared.tiles)]
-    return [prepared.blob]
 
-
-def tiled(detector: YoloDetector, grid: int) -> YoloDetector | TiledDetector:
-    """``detector`` on a ``grid`` × ``grid`` tiling, or as it is for a grid of 1 (no tiles)."""
-    return detector if grid <= 1 else TiledDetector(detector, grid)
+def tiled(detector: YoloDetector, grid: int, gate: float | None = None) -> YoloDetector | TiledDetector:
+    """``detector`` with a ``grid`` × ``grid`` tiling (``gate``: see ``TiledDetector``), or as
+    it is for a grid of 1 (no tiles)."""
+    return detector if grid <= 1 else TiledDetector(detector, grid, gate=gate)
