@@ -117,9 +117,10 @@ class Settings(BaseSettings):
     # of a 2-core box (bench.pipeline: same FPS as 2 model threads, and the model's rate).
     inference_threads: int = Field(1, ge=1, le=64)
     trt_cache_dir: Path | None = None
-    # Tiles for small, distant fires: the detector also runs on a grid of tiles × tiles
-    # overlapping windows (vision/detectors/tiles.py), 1 + tiles² model calls a frame.
-    # 1: the whole frame only. A camera's own `tiles` key overrides it.
+    # Tiles for small, distant fires: on frames where the whole frame shows a box, the
+    # detector also runs on a grid of tiles × tiles overlapping windows
+    # (vision/detectors/tiles.py), tiles² more model calls. 1: the whole frame only.
+    # A camera's own `tiles` key overrides it.
     detector_tiles: int = Field(1, ge=1, le=4)
 
     # Detection and confirmation. Unset or empty: the detector's operating point

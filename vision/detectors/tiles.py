@@ -3,7 +3,9 @@
 At the model's 320 px input, a fire covering 0.5 % of a wide camera's frame is about 23 px
 wide, and most such fires are missed. Each tile is letterboxed into the same input as a
 frame would be, so a 2 × 2 grid of tiles, each 0.6 of the frame's side, sees everything at
-1.67 times the scale, for five model calls a frame instead of one.
+1.67 times the scale, for four more model calls. They are spent only on frames where the
+whole frame already shows a box at the detector's threshold (a plume, a faint flame, or the
+fire itself), so a quiet scene costs what it did.
 
 Only what the whole frame misses is taken from the tiles: fire boxes (not smoke: plumes are
 large, and the model learnt their look at frame scale) smaller than ``max_area`` of the
