@@ -547,7 +547,7 @@ def evaluate(
     from vision.detectors.tiles import tiled
 
     samples = find_samples(data, split, limit)
-    # Tiles run where the whole frame has a fire box at the operating threshold, as in the daemon.
+    # Tiles run where the whole frame has a box at the operating threshold, as in the daemon.
     detector = tiled(Detector(model, conf_threshold=MAP_CONF, iou_threshold=nms_iou, threads=threads), tiles, gate=conf)
     names = detector.names or dataset_names(data) or {0: "fire", 1: "smoke"}
     expected = dataset_names(data)

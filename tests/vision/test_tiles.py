@@ -95,7 +95,19 @@ def test_the_staged_calls_match_the_whole_call_and_feed_five_model_inputs():
     assert tiled(tiles.detector, 1) is tiles.detector
 
 
-def test_tiles_run_only_where_the_whole_frame_has_a_fire_candidate():
+def test_tiles_leave_the_next_frames_letterbox_alone():
+    """The pipeline letterboxes frame n+1 on its feed thread while frame n's tiles are
+    letterboxed on the model's thread: the tiles must not write into the frame's buffers."""
+    tiles = TiledDetector(Detector(SHIPPED_DETECTOR, conf_threshold=0.05, iou_threshold=0.5, threads=1), grid=2)
+    current = tiles.prepare(cv2.imread(str(SMALL_FIRE)))
+    following = tiles.prepare(cv2.imread(str(FIRE2[6])))
+    canvas = tiles.detector.letterbox.canvas.copy()
+    assert tiles.infer(current).tiles, "the small fire's frame runs its tiles"
+    np.testing.assert_array_equal(tiles.detector.letterbox.canvas, canvas)
+    np.testing.assert_array_equal(following.whole.blob, tiles.detector.prepare(cv2.imread(str(FIRE2[6]))).blob)
+
+
+def test_tiles_run_only_where_the_whole_frame_has_a_candidate():
     """A fire-free CCTV frame costs one model call; the small fire's frame, where the whole
     frame sees its smoke but not its flame, gets its tiles."""
     quiet = cv2.imread(str(fire_free_cctv(1)[0]))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vision.detectors.yolo import Inferred, Prepared, YoloDetector
+from vision.detectors.yolo import Inferred, Letterbox, Prepared, YoloDetector
 from vision.geometry import class_nms
 from vision.types import Detections
 
@@ -107,6 +107,9 @@ class TiledDetector:
         self.gate = detector.conf_threshold if gate is None else gate
         self.names = detector.names
         self.tile_classes = np.array([k for k, v in detector.names.items() if v in classes], np.int32)
+        # Tiles are letterboxed on the model's thread while the pipeline's feed thread
+        # letterboxes the next frame into the detector's own buffers: they need their own.
+        self.tile_letterbox = Letterbox(detector.imgsz)
         self.frames = 0
         self.tiled_frames = 0
         log.info("detector tiles: %d x %d more model calls on frames with a box at %g or more; the tiles add "
@@ -119,15 +122,17 @@ class TiledDetector:
         return TiledPrepared(image, self.detector.prepare(image))
 
     def infer(self, prepared: TiledPrepared) -> TiledInferred:
-        # The whole frame is decoded here, on the model's thread, because whether the tiles
-        # run depends on it; decoding costs well under a millisecond.
+        # Whether the tiles run depends on the whole frame's boxes, so it is decoded here, on
+        # the model's thread, and the tiles are letterboxed here too (one resize each, as a
+        # frame costs); a quiet frame thus pays for no tile at all.
         whole = self.detector.decode(self.detector.infer(prepared.whole))
         frame = (int(prepared.image.shape[0]), int(prepared.image.shape[1]))
         self.frames += 1
         if not (whole.confidence >= self.gate).any():
             return TiledInferred(frame, whole, ())
         self.tiled_frames += 1
-        tiles = tuple((tile, self.detector.infer(self.detector.prepare(tile.crop(prepared.image))))
+        tiles = tuple((tile, self.detector.infer(self.detector.prepare(tile.crop(prepared.image),
+                                                                       letterbox=self.tile_letterbox)))
                       for tile in tile_grid(frame, self.grid, self.overlap))
         return TiledInferred(frame, whole, tiles)
 

@@ -204,9 +204,10 @@ class YoloDetector:
     def __call__(self, image: np.ndarray) -> Detections:
         return self.decode(self.infer(self.prepare(image, fresh=False)))
 
-    def prepare(self, image: np.ndarray, fresh: bool = True) -> Prepared:
-        """Letterbox ``image`` into the model's input (a new buffer unless ``fresh`` is False)."""
-        blob, geometry = self.letterbox(image, fresh=fresh)
+    def prepare(self, image: np.ndarray, fresh: bool = True, letterbox: Letterbox | None = None) -> Prepared:
+        """Letterbox ``image`` into the model's input (a new buffer unless ``fresh`` is False).
+        ``letterbox``: other buffers than the detector's own, for a caller on another thread."""
+        blob, geometry = (letterbox or self.letterbox)(image, fresh=fresh)
         return Prepared(blob.astype(np.float16) if self._half else blob, geometry)
 
     def infer(self, prepared: Prepared) -> Inferred:
