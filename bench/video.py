@@ -129,10 +129,13 @@ def _digest(model: Path, mtime_ns: int, size: int) -> str:
     return hashlib.sha1(model.read_bytes()).hexdigest()[:16]
 
 
-def _cache_path(model: Path, clip: Clip, conf: float, iou: float, tiles: int = 1) -> Path:
+def _cache_path(model: Path, clip: Clip, conf: float, iou: float, detector: object = None) -> Path:
+    """Where the boxes of ``detector`` (``model`` at these thresholds, tiled or not) are kept."""
+    from vision.detectors.tiles import TiledDetector
+
     stat = model.stat()
     digest = _digest(model.resolve(), stat.st_mtime_ns, stat.st_size)
-    tiling = f"-tiles{tiles}" if tiles > 1 else ""
+    tiling = f"-{detector.rules}" if isinstance(detector, TiledDetector) else ""
     return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}{tiling}.pkl"
 
 
@@ -164,7 +167,7 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
     conf = settings.conf_threshold if conf is None else conf
     tiles = daemon.detector_tiles
     detector = tiled(Detector(model, conf_threshold=conf, iou_threshold=settings.iou_threshold, threads=threads), tiles)
-    detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold, tiles)
+    detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold, detector)
                               if cache else None)
     if len(clip.frames) == 1:
         source, fps = clip.frames[0], None
@@ -268,7 +271,7 @@ def play_stills(model: Path, *, conf: float | None = None, verify: bool | None =
             bar.update(1)
             clip = Clip(path.name, "stills", (path,), SEQUENCE_FPS, None)
             cached = CachedDetector(detector, _cache_path(Path(model), clip, STILL_BASE_CONF, settings.iou_threshold,
-                                                          tiles) if cache else None)
+                                                          detector) if cache else None)
             if cached.cached is None and not len(detector(cv2.imread(str(path)))):
                 continue  # never boxed, even at 0.1: it cannot alert
             tracker, verifier = Tracker(), load_verifier(daemon)

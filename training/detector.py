@@ -144,6 +144,7 @@ def train_detector(
     negatives: Sequence[Path] = (),
     variant: str = "",
     distill_from: Path | None = None,
+    multi_scale: float = 0.0,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -165,6 +166,8 @@ def train_detector(
     ``distill_from`` (a new run only) names a teacher checkpoint for ultralytics' knowledge
     distillation: the student's neck features at each of the head's levels are pulled towards
     the teacher's, weighted by the teacher's class scores, on top of the usual loss.
+    ``multi_scale`` (a new run only) resizes each batch to a random size within that fraction
+    of ``imgsz`` (ultralytics' own option), so that one model serves 320 px and larger inputs.
     """
     YOLO = ultralytics_yolo()
 
@@ -193,7 +196,7 @@ def train_detector(
             return run
         _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, batch=batch, workers=workers,
                    device=device, fraction=fraction, seed=seed, finetune_from=finetune_from, lr0=lr0,
-                   freeze=freeze, distill_from=distill_from, trainer=trainer)
+                   freeze=freeze, distill_from=distill_from, multi_scale=multi_scale, trainer=trainer)
     except Paused as paused:
         log.info("paused after epoch %d; continue with --resume", paused.epoch)
     return run
@@ -272,7 +275,7 @@ def _pause_after(until: int) -> Callable[[object], None]:
 def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type: ignore[no-untyped-def]
                batch: int, workers: int, device: str, fraction: float, seed: int,
                finetune_from: Path | None, lr0: float, freeze: int | None,
-               distill_from: Path | None, trainer) -> None:
+               distill_from: Path | None, multi_scale: float, trainer) -> None:
     if run.dir.exists():
         # ultralytics would silently start "fire-detector-p2"; a stale run is moved aside
         # instead so that the run name, and resume, stay predictable.
@@ -301,7 +304,8 @@ def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type
         trainer=trainer,
         **(train_args(imgsz=run.imgsz, batch=batch, workers=workers, device=device, fraction=fraction, seed=seed)
            | schedule | ({} if freeze is None else {"freeze": freeze})
-           | ({} if distill_from is None else {"distill_model": str(distill_from)})),
+           | ({} if distill_from is None else {"distill_model": str(distill_from)})
+           | ({} if not multi_scale else {"multi_scale": multi_scale})),
     )
 
 
@@ -445,6 +449,8 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                         help="a YOLO folder of fire-free images (python -m training.video_negatives); repeatable")
     parser.add_argument("--distill-from", type=Path, default=None,
                         help="teacher checkpoint (.pt) for ultralytics' feature distillation, e.g. v2's for a v1 student")
+    parser.add_argument("--multi-scale", type=float, default=0.0,
+                        help="train on batches resized by up to this fraction of --imgsz, e.g. 0.3")
     args = parser.parse_args()
     from firewatch.paths import data_root
 
@@ -452,4 +458,4 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                    checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule,
                    imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
                    freeze=args.freeze, fire_only=args.fire_only, negatives=args.negatives,
-                   variant=args.variant, distill_from=args.distill_from)
+                   variant=args.variant, distill_from=args.distill_from, multi_scale=args.multi_scale)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.video import ClipResult, summarize, table, video_clips, sequence_clips
 from firewatch.config import OPERATING_POINTS
-from firewatch.paths import REPO_ROOT, data_root
+from firewatch.paths import REPO_ROOT, SHIPPED_DETECTOR, data_root
 
 
 def test_clips_and_onsets_come_from_labels_csv() -> None:
@@ -111,7 +111,17 @@ def test_tiles_are_part_of_the_cache_key_and_still_alert_the_fireplace(tmp_path:
     report = _bench(tmp_path, "tiles", "--tiles", "2", "--clip", "navid__fire4")
     assert report["clips"][0]["first_alert_frame"] is not None
     cached = sorted(p.name for p in (tmp_path / "cache" / "firewatch" / "bench-video").glob("*navid__fire4*.pkl"))
-    assert len(cached) == 1 and cached[0].endswith("-tiles2.pkl")
+    assert len(cached) == 1 and "-tiles2-" in cached[0]
+    # a change to the tiles' rules is a change of key, not a stale cache
+    from bench.video import _cache_path
+    from vision.detectors import Detector
+    from vision.detectors.tiles import TiledDetector
+
+    clip = next(c for c in video_clips(data_root()) if c.name == "navid__fire4")
+    whole = Detector(SHIPPED_DETECTOR, conf_threshold=0.15, iou_threshold=0.5, threads=1)
+    keys = {_cache_path(SHIPPED_DETECTOR, clip, 0.15, 0.5, d) for d in
+            (whole, TiledDetector(whole, 2), TiledDetector(whole, 2, clear_fire=0.7), TiledDetector(whole, 3))}
+    assert len(keys) == 4
 
 
 def test_stills_fire_free_leaves_the_fire_photos_out(tmp_path: Path) -> None:

@@ -322,7 +322,8 @@ async def test_an_edge_started_while_postgresql_is_down_detects_and_its_alert_ar
             await asyncio.sleep(2)  # a second message would be sent by now
 
             alerts, total = store.recent_alerts(limit=10)
-            assert total == 1, alerts
+            assert total == 1, ([(a.key, a.class_name, a.track_id, a.first_seen) for a in alerts],
+                                second.output()[-6000:])
             (alert,) = alerts
             assert alert.key == key and alert.pushed
             assert alert.first_seen < back  # its capture time, not its replay's

@@ -80,10 +80,11 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
     def compare(trainer) -> None:  # type: ignore[no-untyped-def]
         loaded = trainer.model.state_dict()
         started_from["same"] = all(torch.equal(loaded[k].float(), source[k].float()) for k in source)
+        started_from["multi_scale"] = trainer.args.multi_scale
 
     tuned = train_detector(data, epochs=1, batch=4, workers=0, runs_dir=runs, imgsz=352,
-                           finetune_from=run.last, callbacks={"on_train_start": compare})
-    assert started_from == {"same": True}
+                           finetune_from=run.last, multi_scale=0.3, callbacks={"on_train_start": compare})
+    assert started_from == {"same": True, "multi_scale": 0.3}
     assert tuned.dir.name == "fire-detector-p-352" and tuned.last.is_file()
     bigger_onnx = export_detector(tuned.best, tmp_path / "fire-detector-352.onnx")
     bigger = Detector(bigger_onnx, threads=1)

@@ -73,15 +73,21 @@ def test_tiles_find_a_small_fire_that_the_whole_frame_misses():
     assert set(found.class_id[~np.isin(found.confidence, alone.confidence)].tolist()) <= {0}
 
 
-def test_tiles_add_nothing_where_the_whole_frame_sees_a_large_fire():
-    """Fire2's flames fill a large part of the frame: the tiles' boxes of them are too big
-    or cut by a tile edge, so the whole frame's detections come out unchanged."""
+def test_a_clear_large_fire_costs_one_model_call_and_comes_out_unchanged():
+    """Fire2's flames fill a large part of the frame, confidently: the whole frame alerts on
+    them by itself, so the tiles do not run. Made to run, their boxes of those flames are too
+    big or cut by a tile edge, and the whole frame's detections still come out unchanged."""
     image = cv2.imread(str(FIRE2[6]))
     whole = Detector(SHIPPED_DETECTOR, conf_threshold=0.25, iou_threshold=0.5, threads=1)
-    alone, tiled_found = whole(image), TiledDetector(whole, grid=2)(image)
-    assert len(alone) > 0
+    alone = whole(image)
     big = (alone.xyxy[:, 2] - alone.xyxy[:, 0]) * (alone.xyxy[:, 3] - alone.xyxy[:, 1]) / image.shape[0] / image.shape[1]
-    assert big.max() > 0.02
+    assert ((alone.class_id == 0) & (big > 0.02) & (alone.confidence >= 0.5)).any()
+    skipping = TiledDetector(whole, grid=2)
+    np.testing.assert_array_equal(skipping(image).xyxy, alone.xyxy)
+    assert (skipping.frames, skipping.tiled_frames) == (1, 0)
+    running = TiledDetector(whole, grid=2, clear_fire=1.01)
+    tiled_found = running(image)
+    assert running.tiled_frames == 1
     np.testing.assert_allclose(tiled_found.xyxy[np.argsort(-tiled_found.confidence)][: len(alone)],
                                alone.xyxy[np.argsort(-alone.confidence)], atol=1e-3)
 

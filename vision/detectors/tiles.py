@@ -5,7 +5,9 @@ wide, and most such fires are missed. Each tile is letterboxed into the same inp
 frame would be, so a 2 × 2 grid of tiles, each 0.6 of the frame's side, sees everything at
 1.67 times the scale, for four more model calls. They are spent only on frames where the
 whole frame already shows a box at the detector's threshold (a plume, a faint flame, or the
-fire itself), so a quiet scene costs what it did.
+fire itself), so a quiet scene costs what it did. Nor are they spent on frames that already
+show a clear fire (a confident fire box of ``max_area`` or more): the whole frame alerts on
+that by itself, and the tiles would only add its sparks.
 
 Only what the whole frame misses is taken from the tiles: fire boxes (not smoke: plumes are
 large, and the model learnt their look at frame scale) smaller than ``max_area`` of the
@@ -94,17 +96,21 @@ class TiledDetector:
     ``gate``: the tiles run only on frames where the whole frame has a box (fire or smoke: a
     plume often shows before its small flame does) scoring at least this (None: the
     detector's own threshold), so a quiet scene costs one model call a frame and a scene with
-    a possible fire five. ``frames`` and ``tiled_frames`` count how often that happened.
+    a possible fire five. ``clear_fire``: the score at which a fire box of ``max_area`` or
+    more makes the tiles unnecessary. ``frames`` and ``tiled_frames`` count how often the
+    tiles ran.
     """
 
     def __init__(self, detector: YoloDetector, grid: int = 2, overlap: float = 0.1,
-                 classes: Sequence[str] = ("fire",), max_area: float = 0.02, gate: float | None = None) -> None:
+                 classes: Sequence[str] = ("fire",), max_area: float = 0.02, gate: float | None = None,
+                 clear_fire: float = 0.5) -> None:
         tile_grid((100, 100), grid, overlap)  # refuse a bad grid now, not on the first frame
         self.detector = detector
         self.grid = grid
         self.overlap = overlap
         self.max_area = max_area
         self.gate = detector.conf_threshold if gate is None else gate
+        self.clear_fire = clear_fire
         self.names = detector.names
         self.tile_classes = np.array([k for k, v in detector.names.items() if v in classes], np.int32)
         # Tiles are letterboxed on the model's thread while the pipeline's feed thread
@@ -112,8 +118,15 @@ class TiledDetector:
         self.tile_letterbox = Letterbox(detector.imgsz)
         self.frames = 0
         self.tiled_frames = 0
-        log.info("detector tiles: %d x %d more model calls on frames with a box at %g or more; the tiles add "
-                 "%s boxes under %g of the frame", grid, grid, self.gate, "/".join(classes), max_area)
+        log.info("detector tiles: %d x %d more model calls on frames with a box at %g or more and no %s box "
+                 "of %g of the frame at %g; the tiles add %s boxes under that size", grid, grid, self.gate,
+                 "/".join(classes), max_area, clear_fire, "/".join(classes))
+
+    @property
+    def rules(self) -> str:
+        """What decides its boxes besides the model and its thresholds (a cache's key)."""
+        return (f"tiles{self.grid}-o{self.overlap:g}-a{self.max_area:g}-g{self.gate:g}-c{self.clear_fire:g}-"
+                + "".join(str(c) for c in self.tile_classes))
 
     def __call__(self, image: np.ndarray) -> Detections:
         return self.decode(self.infer(self.prepare(image)))
@@ -128,13 +141,17 @@ class TiledDetector:
         whole = self.detector.decode(self.detector.infer(prepared.whole))
         frame = (int(prepared.image.shape[0]), int(prepared.image.shape[1]))
         self.frames += 1
-        if not (whole.confidence >= self.gate).any():
+        if not (whole.confidence >= self.gate).any() or self._shows_clear_fire(whole, frame):
             return TiledInferred(frame, whole, ())
         self.tiled_frames += 1
         tiles = tuple((tile, self.detector.infer(self.detector.prepare(tile.crop(prepared.image),
                                                                        letterbox=self.tile_letterbox)))
                       for tile in tile_grid(frame, self.grid, self.overlap))
         return TiledInferred(frame, whole, tiles)
+
+    def _shows_clear_fire(self, whole: Detections, frame: tuple[int, int]) -> bool:
+        large = whole.area >= self.max_area * frame[0] * frame[1]
+        return bool((np.isin(whole.class_id, self.tile_classes) & large & (whole.confidence >= self.clear_fire)).any())
 
     def decode(self, inferred: TiledInferred) -> Detections:
         whole = inferred.whole
