@@ -113,9 +113,10 @@ def build_pipelines(
     capped = bool(settings.cameras)
     pipelines = {}
     for camera in settings.camera_configs:
+        zones = ZoneSet(camera.zone_values(), added_zones(camera.name))
         detector = tiled(YoloDetector(runtime, conf_threshold=camera.detect_confidence or settings.detect_confidence,
                                       iou_threshold=settings.nms_iou, name=f"{settings.detector_model.name} ({camera.name})"),
-                         camera.tiles or settings.detector_tiles)
+                         camera.tiles or settings.detector_tiles, zones=zones)
         source = open_source(camera.source, fps=camera.fps, name=camera.name, realtime=True)
         pipelines[camera.name] = Pipeline(
             source,
@@ -127,7 +128,7 @@ def build_pipelines(
             sinks=[*sinks, SourceHint(camera.source, _source_setting(settings, camera.name))],
             backoff=Backoff(),
             flush_at_end=True,
-            zones=ZoneSet(camera.zone_values(), added_zones(camera.name)),
+            zones=zones,
             max_fps=camera.fps if capped else None,
             verifier=load_verifier(settings),
             clips=ClipConfig(after_s=settings.alert_clip_after_s) if settings.alert_clip else None,

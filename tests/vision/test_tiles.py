@@ -16,6 +16,7 @@ from training.evaluate import GroundTruth
 from vision.detectors import Detector
 from vision.detectors.tiles import Tile, TiledDetector, tile_grid, tiled
 from vision.geometry import box_iou_matrix
+from vision.zones import ZoneSet, box_zone
 
 # 512 × 288, one labelled fire of 0.22 % of the frame (about 23 × 14 px).
 SMALL_FIRE = FIRE / "images" / "val" / "lz__train__fire_smoke_802.jpg"
@@ -92,6 +93,28 @@ def test_a_clear_large_fire_costs_one_model_call_and_comes_out_unchanged():
                                alone.xyxy[np.argsort(-alone.confidence)], atol=1e-3)
 
 
+def test_a_clear_fire_in_an_ignore_zone_does_not_stop_the_tiles_elsewhere():
+    """The small fire's scene beside fire2's large flames: the flames are a clear fire, so no
+    tiles; inside an ignore zone (a fireplace) they no longer count, and the scene's smoke
+    outside the zone opens the gate."""
+    small = cv2.imread(str(SMALL_FIRE))
+    big = cv2.imread(str(FIRE2[6]))
+    big = cv2.resize(big, (round(big.shape[1] * small.shape[0] / big.shape[0]), small.shape[0]))
+    scene = np.hstack([small, big])
+    whole = Detector(SHIPPED_DETECTOR, conf_threshold=0.15, iou_threshold=0.5, threads=1)
+    plain = TiledDetector(whole, grid=2)
+    plain(scene)
+    assert plain.tiled_frames == 0
+    fireplace = ZoneSet([box_zone("fireplace", (small.shape[1] / scene.shape[1], 0, 1, 1), padding=0)])
+    zoned = TiledDetector(whole, grid=2, zones=fireplace)
+    zoned(scene)
+    assert zoned.tiled_frames == 1
+    # the whole of the scene inside the zone: nothing left to look closer at
+    everything = TiledDetector(whole, grid=2, zones=ZoneSet([box_zone("all", (0, 0, 1, 1), padding=0)]))
+    everything(scene)
+    assert everything.tiled_frames == 0
+
+
 def test_the_staged_calls_match_the_whole_call_and_feed_five_model_inputs():
     image = cv2.imread(str(SMALL_FIRE))
     tiles = TiledDetector(Detector(SHIPPED_DETECTOR, conf_threshold=0.05, iou_threshold=0.5, threads=1), grid=2)
@@ -143,6 +166,7 @@ def test_the_setting_and_a_camera_key_choose_tiles_per_camera(tmp_path: Path, mo
     settings = load_settings(env_file=None, config_file=config)
     pipelines = build_pipelines(settings, sinks=[])
     assert isinstance(pipelines["yard"].detector, TiledDetector)
+    assert pipelines["yard"].detector.zones is pipelines["yard"].zones  # zones the bot adds count too
     assert not isinstance(pipelines["kitchen"].detector, TiledDetector)
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"cameras:\n  - name: yard\n    source: {frames}\n    tiles: 9\n")

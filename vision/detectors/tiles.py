@@ -7,7 +7,8 @@ frame would be, so a 2 × 2 grid of tiles, each 0.6 of the frame's side, sees ev
 whole frame already shows a box at the detector's threshold (a plume, a faint flame, or the
 fire itself), so a quiet scene costs what it did. Nor are they spent on frames that already
 show a clear fire (a confident fire box of ``max_area`` or more): the whole frame alerts on
-that by itself, and the tiles would only add its sparks.
+that by itself, and the tiles would only add its sparks. Boxes in the camera's ignore zones
+count for neither (a fireplace burning on purpose must not stop the tiles for the whole view).
 
 Only what the whole frame misses is taken from the tiles: fire boxes (not smoke: plumes are
 large, and the model learnt their look at frame scale) smaller than ``max_area`` of the
@@ -27,6 +28,7 @@ import numpy as np
 from vision.detectors.yolo import Inferred, Letterbox, Prepared, YoloDetector
 from vision.geometry import class_nms
 from vision.types import Detections
+from vision.zones import ZoneSet
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +99,14 @@ class TiledDetector:
     plume often shows before its small flame does) scoring at least this (None: the
     detector's own threshold), so a quiet scene costs one model call a frame and a scene with
     a possible fire five. ``clear_fire``: the score at which a fire box of ``max_area`` or
-    more makes the tiles unnecessary. ``frames`` and ``tiled_frames`` count how often the
-    tiles ran.
+    more makes the tiles unnecessary. ``zones``: the camera's ignore zones, whose boxes
+    neither open the gate nor count as a clear fire. ``frames`` and ``tiled_frames`` count
+    how often the tiles ran.
     """
 
     def __init__(self, detector: YoloDetector, grid: int = 2, overlap: float = 0.1,
                  classes: Sequence[str] = ("fire",), max_area: float = 0.02, gate: float | None = None,
-                 clear_fire: float = 0.5) -> None:
+                 clear_fire: float = 0.5, zones: ZoneSet | None = None) -> None:
         tile_grid((100, 100), grid, overlap)  # refuse a bad grid now, not on the first frame
         self.detector = detector
         self.grid = grid
@@ -111,6 +114,7 @@ class TiledDetector:
         self.max_area = max_area
         self.gate = detector.conf_threshold if gate is None else gate
         self.clear_fire = clear_fire
+        self.zones = zones or ZoneSet()
         self.names = detector.names
         self.tile_classes = np.array([k for k, v in detector.names.items() if v in classes], np.int32)
         # Tiles are letterboxed on the model's thread while the pipeline's feed thread
@@ -141,7 +145,8 @@ class TiledDetector:
         whole = self.detector.decode(self.detector.infer(prepared.whole))
         frame = (int(prepared.image.shape[0]), int(prepared.image.shape[1]))
         self.frames += 1
-        if not (whole.confidence >= self.gate).any() or self._shows_clear_fire(whole, frame):
+        seen = self.zones.apply(whole, (frame[1], frame[0]))
+        if not (seen.confidence >= self.gate).any() or self._shows_clear_fire(seen, frame):
             return TiledInferred(frame, whole, ())
         self.tiled_frames += 1
         tiles = tuple((tile, self.detector.infer(self.detector.prepare(tile.crop(prepared.image),
@@ -179,7 +184,8 @@ class TiledDetector:
                 *(self.detector.prepare(tile.crop(image)).blob for tile in tile_grid(frame, self.grid, self.overlap))]
 
 
-def tiled(detector: YoloDetector, grid: int, gate: float | None = None) -> YoloDetector | TiledDetector:
-    """``detector`` with a ``grid`` × ``grid`` tiling (``gate``: see ``TiledDetector``), or as
-    it is for a grid of 1 (no tiles)."""
-    return detector if grid <= 1 else TiledDetector(detector, grid, gate=gate)
+def tiled(detector: YoloDetector, grid: int, gate: float | None = None,
+          zones: ZoneSet | None = None) -> YoloDetector | TiledDetector:
+    """``detector`` with a ``grid`` × ``grid`` tiling (``gate``, ``zones``: see
+    ``TiledDetector``), or as it is for a grid of 1 (no tiles)."""
+    return detector if grid <= 1 else TiledDetector(detector, grid, gate=gate, zones=zones)
