@@ -129,7 +129,7 @@ def _digest(model: Path, mtime_ns: int, size: int) -> str:
     return hashlib.sha1(model.read_bytes()).hexdigest()[:16]
 
 
-def _cache_path(model: Path, clip: Clip, conf: float, iou: float, detector: object = None) -> Path:
+def _cache_path(model: Path, clip: Clip, conf: float, iou: float, detector: object) -> Path:
     """Where the boxes of ``detector`` (``model`` at these thresholds, tiled or not) are kept."""
     from vision.detectors.tiles import TiledDetector
 
