@@ -13,6 +13,9 @@ Rule (also in models/fire-classifier.md):
   ``no-fire`` (negatives, smoke-only frames, ``cairneg__`` hard negatives). ``ig__`` images
   never label smoke, but all of them hold fire, so none is read as a smoke negative.
 - ``fire-photos/fire/`` (image level, no boxes): the frame is ``fire``, train split only.
+- Extra YOLO folders (``extra``, e.g. ``fire-extra/``: indoor and CCTV fires): their train
+  images by the same rules. Their smoke is not labelled, which the rules above allow: smoke is
+  ``no-fire`` to the classifier anyway.
 - Detector proposals (train split, when a detector is given): the detector's fire boxes at
   >= 0.10 (5 best per image), cropped the pipeline's way. A box with IoU >= 0.3 to a fire label
   gets the frame's fire label (``start-fire`` if its largest fire < 2 %, else ``fire``); a box
@@ -28,6 +31,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,19 +194,26 @@ def derive_proposals(
     return out
 
 
-def derive_split(
-    data_dir: Path, split: str, size: int = 64, limit: int | None = None, seed: int = 0,
-    detector: Path | None = None,
-) -> CropSet:
-    """Derive the samples of one split ("train" or "val"); ``limit`` takes every k-th image.
-    ``detector`` (an ONNX file) adds its proposals as samples (train split only)."""
-    data_dir = Path(data_dir)
-    fire_dir = data_dir / "fire"
-    with open(fire_dir / "manifest.csv", newline="") as f:
-        files = [r["file"] for r in csv.DictReader(f) if r["split"] == split]
-    files.sort()
+def _split_files(folder: Path, split: str, limit: int | None) -> list[str]:
+    with open(folder / "manifest.csv", newline="") as f:
+        files = sorted(r["file"] for r in csv.DictReader(f) if r["split"] == split)
     if limit is not None and limit < len(files):
         files = files[:: max(1, len(files) // limit)][:limit]
+    return files
+
+
+def derive_split(
+    data_dir: Path, split: str, size: int = 64, limit: int | None = None, seed: int = 0,
+    detector: Path | None = None, extra: Sequence[str] = (),
+) -> CropSet:
+    """Derive the samples of one split ("train" or "val"); ``limit`` takes every k-th image.
+    ``detector`` (an ONNX file) adds its proposals as samples (train split only). ``extra``
+    names more YOLO folders under ``data_dir`` (e.g. "fire-extra") whose train images are
+    derived by the same rules; val stays ``fire/`` val, comparable across runs."""
+    data_dir = Path(data_dir)
+    folders = [("", data_dir / "fire", _split_files(data_dir / "fire", split, limit))]
+    if split == "train":
+        folders += [(f"{name}/", data_dir / name, _split_files(data_dir / name, split, limit)) for name in extra]
     photos = sorted((data_dir / "fire-photos" / "fire").glob("*")) if split == "train" else []
     if limit is not None:
         photos = photos[: max(1, limit // 40)]
@@ -215,19 +226,20 @@ def derive_split(
     areas: list[float] = []
     kinds: list[str] = []
     names: list[str] = []
-    for rel in files:
-        img = cv2.imread(str(fire_dir / "images" / rel), cv2.IMREAD_COLOR)
-        if img is None:
-            log.warning("unreadable %s", rel)
-            continue
-        label_file = fire_dir / "labels" / Path(rel).with_suffix(".txt")
-        boxes = _read_boxes(label_file, *img.shape[:2]) if label_file.exists() else []
-        samples = derive_image(img, boxes, rel, size, seed)
-        if proposer is not None:
-            samples += derive_proposals(img, boxes, proposer, size)
-        for crop, lab, area, kind in samples:
-            imgs.append(crop); labels.append(lab); areas.append(area)
-            kinds.append(kind); names.append(rel)
+    for prefix, folder, files in folders:
+        for rel in files:
+            img = cv2.imread(str(folder / "images" / rel), cv2.IMREAD_COLOR)
+            if img is None:
+                log.warning("unreadable %s%s", prefix, rel)
+                continue
+            label_file = folder / "labels" / Path(rel).with_suffix(".txt")
+            boxes = _read_boxes(label_file, *img.shape[:2]) if label_file.exists() else []
+            samples = derive_image(img, boxes, prefix + rel, size, seed)
+            if proposer is not None:
+                samples += derive_proposals(img, boxes, proposer, size)
+            for crop, lab, area, kind in samples:
+                imgs.append(crop); labels.append(lab); areas.append(area)
+                kinds.append(kind); names.append(prefix + rel)
     for p in photos:
         img = cv2.imread(str(p), cv2.IMREAD_COLOR)
         if img is None:
@@ -242,17 +254,19 @@ def derive_split(
 
 def load_or_derive(
     data_dir: Path, split: str, cache_dir: Path, size: int = 64, limit: int | None = None,
-    seed: int = 0, detector: Path | None = None,
+    seed: int = 0, detector: Path | None = None, extra: Sequence[str] = (),
 ) -> CropSet:
-    """:func:`derive_split`, cached as ``{cache_dir}/{split}-{size}[-{limit}]-s{seed}[-p{hash}].npz``
+    """:func:`derive_split`, cached as ``{cache_dir}/{split}-{size}[-{limit}]-s{seed}[-p{hash}][+{extra}].npz``
     (the hash is of the detector file, so a new detector derives new proposals)."""
     tag = f"{split}-{size}" + (f"-{limit}" if limit is not None else "") + f"-s{seed}"
     if detector is not None and split == "train":
         tag += "-p" + hashlib.sha1(Path(detector).read_bytes()).hexdigest()[:8]
+    if extra and split == "train":
+        tag += "".join(f"+{name}" for name in extra)
     path = Path(cache_dir) / f"{tag}.npz"
     if path.exists():
         return CropSet.load(path)
-    crops = derive_split(data_dir, split, size, limit, seed, detector)
+    crops = derive_split(data_dir, split, size, limit, seed, detector, extra)
     crops.save(path)
     counts = np.bincount(crops.labels, minlength=len(LABELS))
     log.info("derived %s: %d samples %s", tag, len(crops), dict(zip(LABELS, counts.tolist())))

@@ -137,18 +137,25 @@ def run_v2(
     frozen: int = FROZEN_STAGES,
     limit: int | None = None,
     seed: int = 0,
+    detector: Path | None = None,
+    extra: Sequence[str] = (),
+    students: bool = True,
 ) -> TrainReport:
     """Train the Lite0 teacher at ``size`` on a stratified ``teacher_fraction`` of the train
     crops, then the 64 px student with plain CE and with the teacher's soft targets (all train
     crops, v1's budget; one distilled student per ``kd_alphas``); evaluate all on val, export
-    ONNX, write ``metrics.json`` and the breakdown tables (``breakdown-<model>.md``) in ``out_dir``."""
+    ONNX, write ``metrics.json`` and the breakdown tables (``breakdown-<model>.md``) in ``out_dir``.
+    ``detector`` adds its fire boxes on the train images as crops (training.classifier_data's
+    proposals: the veto's hard negatives) and ``extra`` more YOLO folders' train images (e.g.
+    "fire-extra"); without ``students`` only the teacher is trained."""
     torch.set_num_threads(1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = out.parent / "data" if limit is None else out / "data"
     data_dir = Path(data_dir)
-    big = {s: load_or_derive(data_dir, s, cache, size, limit, seed) for s in ("train", "val")}
-    small = {s: load_or_derive(data_dir, s, cache, STUDENT_SIZE, limit, seed) for s in ("train", "val")}
+    big = {s: load_or_derive(data_dir, s, cache, size, limit, seed, detector, extra) for s in ("train", "val")}
+    small = ({s: load_or_derive(data_dir, s, cache, STUDENT_SIZE, limit, seed, detector, extra) for s in ("train", "val")}
+             if students else big)
     if not all(_aligned(big[s], small[s]) for s in big):
         raise RuntimeError(f"the {size} px and {STUDENT_SIZE} px crops differ: delete {cache} and rerun")
     metrics_path = out / "metrics.json"
@@ -182,6 +189,10 @@ def run_v2(
               checkpoint=out / "lite0-teacher.ckpt")
         torch.save(teacher.state_dict(), weights)
     finish("lite0-teacher", teacher, big["val"], t0)
+    if not students:
+        report.chosen = "lite0-teacher"
+        metrics_path.write_text(json.dumps(report.to_json(), indent=2))
+        return report
 
     targets_path = out / "lite0-teacher-train-logits.npy"
     if not targets_path.exists():
@@ -236,14 +247,19 @@ def main(argv: Sequence[str] | None = None) -> TrainReport:
     ap.add_argument("--kd-alpha", type=float, nargs="+", default=[KD_ALPHA],
                     help="weight of the KL term, one student per value")
     ap.add_argument("--frozen", type=int, default=FROZEN_STAGES)
+    ap.add_argument("--detector", type=Path,
+                    help="add this detector's fire boxes on train images as crops (the veto's hard negatives)")
+    ap.add_argument("--extra", action="append", default=[],
+                    help="another YOLO folder under --data whose train images add crops, e.g. fire-extra; repeatable")
+    ap.add_argument("--teacher-only", action="store_true", help="train the Lite0 teacher only, no students")
     ap.add_argument("--report", type=Path, help="also write the comparison with --baseline here")
     ap.add_argument("--baseline", type=Path, default=Path("models/fire-classifier.onnx"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run_v2(args.data, args.out, size=args.size, teacher_epochs=args.teacher_epochs,
                     teacher_fraction=args.teacher_fraction, student_epochs=args.student_epochs,
-                    kd_alphas=args.kd_alpha,
-                    frozen=args.frozen)
+                    kd_alphas=args.kd_alpha, frozen=args.frozen,
+                    detector=args.detector, extra=args.extra, students=not args.teacher_only)
     for name, m in report.metrics.items():
         print(name, json.dumps(asdict(m)))
     if args.report is not None:

