@@ -276,7 +276,7 @@ def test_started_while_down_an_edge_carries_the_last_runs_open_alert_over_once_t
     finally:
         edge.close()
 
-SPOOLED_ALERT_RE = re.compile(r"alert (site-a/kitchen/[0-9a-f]{32}) started")
+SPOOLED_FIRE_RE = re.compile(r"alert (site-a/kitchen/[0-9a-f]{32}) started: fire")
 
 
 @pytest.mark.skipif(not SHIPPED_DETECTOR.is_file(), reason=f"{SHIPPED_DETECTOR} not exported")
@@ -312,7 +312,7 @@ async def test_an_edge_started_while_postgresql_is_down_detects_and_its_alert_ar
             await second.wait_for_log("starting as last read from it (armed,", timeout=120)
             await second.wait_for_log("edge site-a: alerts are recorded", timeout=120)
             await second.wait_for_log(" started: fire", timeout=120)
-            (key,) = SPOOLED_ALERT_RE.findall(second.output())
+            (key,) = SPOOLED_FIRE_RE.findall(second.output())
             back = datetime.now(timezone.utc)
             await asyncio.to_thread(cluster.start)
             await second.wait_for_log("reachable again after", timeout=60)
@@ -321,14 +321,18 @@ async def test_an_edge_started_while_postgresql_is_down_detects_and_its_alert_ar
             await second.stop()
             await asyncio.sleep(2)  # a second message would be sent by now
 
+            # The clip's smoke may be confirmed too, as an alert of its own (a loaded machine's
+            # live source drops other frames): "once" holds for each alert, the fire's included.
             alerts, total = store.recent_alerts(limit=10)
-            assert total == 1, ([(a.key, a.class_name, a.track_id, a.first_seen) for a in alerts],
-                                second.output()[-6000:])
-            (alert,) = alerts
+            fires = [a for a in alerts if a.class_name == "fire"]
+            assert len(fires) == 1 and total == len(alerts) <= 2, (
+                [(a.key, a.class_name, a.track_id, a.first_seen) for a in alerts], second.output()[-6000:])
+            (alert,) = fires
             assert alert.key == key and alert.pushed
             assert alert.first_seen < back  # its capture time, not its replay's
             for chat in rig.chats:
-                assert rig.alert_ids(chat) == [alert.id]
+                await srv.wait_for(lambda s: len(rig.alert_ids(chat)) >= total, 30)
+                assert sorted(rig.alert_ids(chat)) == sorted(a.id for a in alerts)
             firsts = [d.chat_id for d in store.deliveries(alert.id) if d.kind is DeliveryKind.ALERT]
             assert sorted(firsts) == sorted(c.id for c in rig.chats)
             out = second.output()
