@@ -1,8 +1,8 @@
 """Benchmark the fire-classifier variants: the table for models/README.md.
 
 Each row: accuracy and per-class F1 on the derived val crops, median latency of the
-model's ``session.run`` on one 64 px input at 1 and 2 threads and its ratio to the FP32
-baseline (``fire-classifier.onnx``) measured in the same run, ``classify`` end to end,
+model's ``session.run`` on one input of its size at 1 and 2 threads and its ratio to the
+baseline, v1's FP32 student (``fire-classifier-v1.onnx``), measured in the same run, ``classify`` end to end,
 file size, and the peak RSS of a fresh process that loads the model and classifies (each
 measured in a subprocess, so one model's memory never counts for another). Latency on a shared machine is noisy: compare
 ratios within one run, not across runs.
@@ -25,10 +25,10 @@ import numpy as np
 
 from bench.help import user_help
 from bench.models_detector import peak_rss_mb
-from firewatch.paths import MODELS_DIR, REPO_ROOT, data_root
+from firewatch.paths import MODELS_DIR, REPO_ROOT, SHIPPED_CLASSIFIERS, data_root
 from firewatch.progress import progress_bar
 
-BASELINE = "fire-classifier.onnx"
+BASELINE = SHIPPED_CLASSIFIERS["v1"].name
 
 
 @dataclass
@@ -124,8 +124,12 @@ def bench(models_dir: Path, extra_dir: Path | None = None, runs: int = 300,
     """Latencies are the minimum over ``rounds`` interleaved subprocess medians: the machine
     is shared, and interleaving keeps a burst of load from landing on one variant only."""
     from training.classifier_data import load_or_derive
+    from vision.classifier import FireClassifier
 
-    val = load_or_derive(data_root(), "val", REPO_ROOT / "runs" / "classifier" / "data", 64)
+    def val(size: int):  # type: ignore[no-untyped-def]
+        # Each model on val crops of its own input size, as it was trained and is served.
+        return load_or_derive(data_root(), "val", REPO_ROOT / "runs" / "classifier" / "data", size)
+
     paths = variants(models_dir, extra_dir)
     lat: dict[tuple[Path, int], dict[str, float]] = {}
     with progress_bar("latency", total=rounds * len(paths) * 2, unit="run") as bar:
@@ -140,8 +144,9 @@ def bench(models_dir: Path, extra_dir: Path | None = None, runs: int = 300,
     base = next((p for p in paths if p.name == BASELINE), paths[0])
     rows: list[Row] = []
     for path in paths:
-        with progress_bar(f"accuracy {path.stem}", total=len(val.labels), unit="crop") as bar:
-            acc, f1 = _val_metrics(path, val.images, val.labels, progress=bar)
+        crops = val(FireClassifier(path).size)
+        with progress_bar(f"accuracy {path.stem}", total=len(crops.labels), unit="crop") as bar:
+            acc, f1 = _val_metrics(path, crops.images, crops.labels, progress=bar)
         name = path.stem if path.parent == models_dir else f"{path.parent.name}/{path.stem}"
         one, two = lat[(path, 1)], lat[(path, 2)]
         rows.append(Row(

@@ -332,7 +332,9 @@ def train_detector_cmd(data: Path | None, scale: str, epochs: int, resume: bool,
                    "negatives; see models/fire-classifier.md). Off for the shipped model.")
 @_friendly_errors
 def train_classifier_cmd(data: Path | None, out: Path, models_dir: Path | None, detector: Path | None) -> None:
-    """Train the fire / start-fire / no-fire classifier (teacher, distilled student, pruned)."""
+    """Train classifier v1, the small fire / start-fire / no-fire CNN (teacher, distilled
+    student, pruned), into fire-classifier-v1.onnx. The shipped v2 (Lite0):
+    python -m training.classifier_v2 (models/fire-classifier-v2.md)."""
     from firewatch.paths import data_root
 
     require()

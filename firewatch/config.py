@@ -42,7 +42,13 @@ from pydantic_settings import (
 
 from firewatch.cameras import CameraConfig
 
-from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_DETECTOR, SHIPPED_DETECTORS, SHIPPED_VERIFICATION
+from firewatch.paths import (
+    SHIPPED_CLASSIFIER,
+    SHIPPED_CLASSIFIERS,
+    SHIPPED_DETECTOR,
+    SHIPPED_DETECTORS,
+    SHIPPED_VERIFICATION,
+)
 from vision.detectors.registry import DEFAULT_RUNTIME, RUNTIMES
 
 DEFAULT_DATA_DIR = Path("data")
@@ -109,7 +115,7 @@ class Settings(BaseSettings):
     mqtt_arming: bool = False
 
     # Models. The detector: a shipped one by name (SHIPPED_DETECTORS: "v2", the default, or
-    # "v1") or an ONNX file.
+    # "v1") or an ONNX file; the classifier likewise (SHIPPED_CLASSIFIERS), or "off".
     detector_model: Path = SHIPPED_DETECTOR
     classifier_model: Path | None = SHIPPED_CLASSIFIER
     detector_runtime: str = DEFAULT_RUNTIME
@@ -208,6 +214,8 @@ class Settings(BaseSettings):
                 return None
             if info.field_name == "detector_model" and value.strip().lower() in SHIPPED_DETECTORS:
                 return SHIPPED_DETECTORS[value.strip().lower()][0]
+            if info.field_name == "classifier_model" and value.strip().lower() in SHIPPED_CLASSIFIERS:
+                return SHIPPED_CLASSIFIERS[value.strip().lower()]
         return value
 
     def shipped_detector(self) -> str | None:

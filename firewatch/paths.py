@@ -21,6 +21,12 @@ SHIPPED_DETECTORS: dict[str, tuple[Path, Path]] = {
     "v2": (SHIPPED_DETECTOR, SHIPPED_VERIFICATION),
     "v1": (MODELS_DIR / "fire-detector-v1.onnx", MODELS_DIR / "verification-v1.json"),
 }
+# Each shipped classifier; the default is the first. FIREWATCH_CLASSIFIER_MODEL takes a name
+# here, a path, or "off".
+SHIPPED_CLASSIFIERS: dict[str, Path] = {
+    "v2": SHIPPED_CLASSIFIER,
+    "v1": MODELS_DIR / "fire-classifier-v1.onnx",
+}
 # The datasets sit beside the checkout, never inside it (see README).
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
 

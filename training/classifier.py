@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from firewatch.paths import SHIPPED_CLASSIFIERS
 from training import compress_classifier, onnx_tools
 from training.classifier_data import CropSet, load_or_derive
 from vision.classifier import LABELS
@@ -276,7 +277,7 @@ def train_all(
     """Derive data, train teacher / student / student+KD / pruned student, export, compress.
 
     ``limit`` takes that many images per split (smoke tests). ``models_dir``, when given,
-    receives ``fire-classifier.onnx``: the better student (val macro F1, with or without KD).
+    receives ``fire-classifier-v1.onnx``: the better student (val macro F1, with or without KD).
     ``detector`` (the detector's ONNX) adds its proposals to the train crops: the veto's hard
     negatives (training.classifier_data).
     """
@@ -328,6 +329,6 @@ def train_all(
         # INT8 and FP16 stay in out_dir: on an AVX2 CPU without VNNI both ran slower than
         # FP32 (see models/fire-classifier.md), so only the FP32 model ships.
         Path(models_dir).mkdir(parents=True, exist_ok=True)
-        shutil.copy(report.onnx[best], Path(models_dir) / "fire-classifier.onnx")
+        shutil.copy(report.onnx[best], Path(models_dir) / SHIPPED_CLASSIFIERS["v1"].name)
     (out / "metrics.json").write_text(json.dumps(report.to_json(), indent=2))
     return report

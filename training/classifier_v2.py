@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from firewatch.paths import SHIPPED_CLASSIFIER, SHIPPED_CLASSIFIERS
 from training.classifier import (
     MEAN,
     STD,
@@ -48,6 +49,7 @@ from training.classifier import (
 from training.classifier_breakdown import breakdown, predict
 from training.classifier_data import CropSet, load_or_derive
 from training.lite0 import STAGE_WIDTHS, Lite0Stages
+from training.onnx_tools import fp16_storage
 from vision.classifier import LABELS, softmax
 
 log = logging.getLogger(__name__)
@@ -253,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> TrainReport:
                     help="another YOLO folder under --data whose train images add crops, e.g. fire-extra; repeatable")
     ap.add_argument("--teacher-only", action="store_true", help="train the Lite0 teacher only, no students")
     ap.add_argument("--report", type=Path, help="also write the comparison with --baseline here")
-    ap.add_argument("--baseline", type=Path, default=Path("models/fire-classifier.onnx"))
+    ap.add_argument("--baseline", type=Path, default=SHIPPED_CLASSIFIERS["v1"])
+    ap.add_argument("--models-dir", type=Path,
+                    help="also write the teacher here as fire-classifier.onnx, weights stored as float16")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     report = run_v2(args.data, args.out, size=args.size, teacher_epochs=args.teacher_epochs,
@@ -265,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> TrainReport:
     if args.report is not None:
         val = load_or_derive(args.data, "val", args.out.parent / "data", STUDENT_SIZE)
         write_report(args.out, args.report, val, args.baseline)
+    if args.models_dir is not None:
+        print(fp16_storage(args.out / "lite0-teacher.onnx", args.models_dir / SHIPPED_CLASSIFIER.name))
     return report
 
 

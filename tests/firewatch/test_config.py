@@ -102,6 +102,15 @@ def test_classifier_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None
     assert load_settings(env_file=None).classifier_model is None
 
 
+def test_a_shipped_classifier_is_chosen_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firewatch.paths import SHIPPED_CLASSIFIERS
+
+    assert load_settings(env_file=None).classifier_model == SHIPPED_CLASSIFIERS["v2"]  # the default
+    monkeypatch.setenv("FIREWATCH_CLASSIFIER_MODEL", "V1")
+    v1 = load_settings(env_file=None).classifier_model
+    assert v1 == SHIPPED_CLASSIFIERS["v1"] and v1.is_file() and v1 != SHIPPED_CLASSIFIERS["v2"]
+
+
 def test_veto_setting_reaches_the_event_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     from firewatch.wiring import event_config
 

