@@ -194,7 +194,8 @@ def derive_proposals(
     return out
 
 
-def _split_files(folder: Path, split: str, limit: int | None) -> list[str]:
+def split_files(folder: Path, split: str, limit: int | None) -> list[str]:
+    """The files of ``split`` in ``folder``'s manifest; ``limit`` takes every k-th one."""
     with open(folder / "manifest.csv", newline="") as f:
         files = sorted(r["file"] for r in csv.DictReader(f) if r["split"] == split)
     if limit is not None and limit < len(files):
@@ -211,9 +212,9 @@ def derive_split(
     names more YOLO folders under ``data_dir`` (e.g. "fire-extra") whose train images are
     derived by the same rules; val stays ``fire/`` val, comparable across runs."""
     data_dir = Path(data_dir)
-    folders = [("", data_dir / "fire", _split_files(data_dir / "fire", split, limit))]
+    folders = [("", data_dir / "fire", split_files(data_dir / "fire", split, limit))]
     if split == "train":
-        folders += [(f"{name}/", data_dir / name, _split_files(data_dir / name, split, limit)) for name in extra]
+        folders += [(f"{name}/", data_dir / name, split_files(data_dir / name, split, limit)) for name in extra]
     photos = sorted((data_dir / "fire-photos" / "fire").glob("*")) if split == "train" else []
     if limit is not None:
         photos = photos[: max(1, limit // 40)]
