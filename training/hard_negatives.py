@@ -5,7 +5,9 @@ images are already easy. Running the detector over ``fire/`` train and keeping t
 without a fire label on which it finds fire at ``conf`` gives the ones it still gets wrong;
 listing each of them ``repeats`` times more weighs them up in the next fine-tune
 (``training.detector --negatives``). Smoke labels travel with their image, so a smoke-only
-picture still teaches smoke. The folder holds links and label files, never copies of the data.
+picture still teaches smoke; but its repeats weigh smoke up too, which ``unlabelled_only``
+avoids by keeping the images without any label. The folder holds links and label files, never
+copies of the data.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ REPEATS = 3
 @dataclass(frozen=True)
 class Mined:
     folder: Path  # the YOLO root: images/train and labels/train below it
-    fire_free: int  # train images without a fire label
+    fire_free: int  # train images considered: without a fire label (without any, unlabelled_only)
     flagged: int  # of those, the ones the detector calls fire
     written: int  # flagged x repeats
 
@@ -45,8 +47,9 @@ def _has_fire(lines: list[str]) -> bool:
 
 
 def mine(data: Path, model: Path, out: Path, conf: float = CONF, repeats: int = REPEATS,
-         limit: int | None = None) -> Mined:
-    """Write ``repeats`` links (and label files) per flagged fire-free train image of ``data``."""
+         limit: int | None = None, unlabelled_only: bool = False) -> Mined:
+    """Write ``repeats`` links (and label files) per flagged fire-free train image of ``data``
+    (with ``unlabelled_only``, per flagged image without any label)."""
     detector = Detector(model, conf_threshold=conf, iou_threshold=0.5)
     images, labels = out / "images" / "train", out / "labels" / "train"
     images.mkdir(parents=True, exist_ok=True)
@@ -55,7 +58,7 @@ def mine(data: Path, model: Path, out: Path, conf: float = CONF, repeats: int = 
     for rel in split_files(data, "train", limit):
         source = (data / "images" / rel).resolve()
         lines = _label_lines(data / "labels" / Path(rel).with_suffix(".txt"))
-        if _has_fire(lines):
+        if _has_fire(lines) or (unlabelled_only and lines):
             continue
         img = cv2.imread(str(source), cv2.IMREAD_COLOR)
         if img is None:
@@ -87,5 +90,8 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=Path("runs/data/hard-negatives"))
     parser.add_argument("--conf", type=float, default=CONF)
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--unlabelled-only", action="store_true",
+                        help="only images without any label: smoke-only pictures would weigh smoke up too")
     args = parser.parse_args()
-    print(mine(args.data or data_root() / "fire", args.model, args.out, args.conf, args.repeats))
+    print(mine(args.data or data_root() / "fire", args.model, args.out, args.conf, args.repeats,
+               unlabelled_only=args.unlabelled_only))

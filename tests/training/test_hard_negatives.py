@@ -44,3 +44,11 @@ def test_flagged_fire_free_train_images_are_linked_repeatedly_with_their_smoke(t
 
     again = mine(FIRE, SHIPPED_DETECTOR, tmp_path / "hn", conf=CONF, repeats=2, limit=120)
     assert again == mined and len(list((tmp_path / "hn" / "images" / "train").iterdir())) == len(images)
+
+
+def test_unlabelled_only_leaves_out_the_smoke_pictures(tmp_path: Path) -> None:
+    every = mine(FIRE, SHIPPED_DETECTOR, tmp_path / "all", conf=CONF, repeats=1, limit=600)
+    unlabelled = mine(FIRE, SHIPPED_DETECTOR, tmp_path / "none", conf=CONF, repeats=1, limit=600, unlabelled_only=True)
+    labels = list((tmp_path / "none" / "labels" / "train").iterdir())
+    assert 0 < unlabelled.flagged < every.flagged and unlabelled.fire_free < every.fire_free
+    assert len(labels) == unlabelled.flagged and all(not label.read_text() for label in labels)
