@@ -1,11 +1,12 @@
 """Benchmark the fire-classifier variants: the table for models/README.md.
 
-Each row: accuracy and per-class F1 on the derived val crops, median latency of the
-model's ``session.run`` on one input of its size at 1 and 2 threads and its ratio to the
-baseline, v1's FP32 student (``fire-classifier-v1.onnx``), measured in the same run, ``classify`` end to end,
-file size, and the peak RSS of a fresh process that loads the model and classifies (each
-measured in a subprocess, so one model's memory never counts for another). Latency on a shared machine is noisy: compare
-ratios within one run, not across runs.
+Each row: accuracy and per-class F1 on the derived val crops (at the model's input size),
+median latency of the model's ``session.run`` on one input at 1 and 2 threads and its ratio
+to the baseline, v1's FP32 student (``fire-classifier-v1.onnx``), measured in the same run,
+``classify`` end to end, file size, and the peak RSS of a fresh process that loads the model
+and classifies (each measured in a subprocess, so one model's memory never counts for
+another). Latency on a shared machine is noisy: compare ratios within one run, not across
+runs.
 
     python -m bench.models_classifier [--models models] [--extra runs/classifier/full2] [--runs 500]
 """

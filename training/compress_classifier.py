@@ -4,7 +4,8 @@ Pruning removes whole channels (physically smaller convolutions, unlike
 ``torch.nn.utils.prune`` which only zeroes weights); the caller fine-tunes afterwards.
 INT8 is onnxruntime static QDQ on Conv/MatMul/Gemm only, calibrated on train crops, the
 stem kept float. FP16 uses onnxruntime's own converter (onnxconverter-common is not a
-dependency) with float32 inputs/outputs kept. Every variant is checked against FP32 with :func:`compare`.
+dependency) with float32 inputs/outputs kept. Every variant is checked against FP32 with
+:func:`compare`.
 """
 
 from __future__ import annotations
