@@ -124,12 +124,16 @@ def bench(models_dir: Path, extra_dir: Path | None = None, runs: int = 300,
           rounds: int = 3) -> list[Row]:
     """Latencies are the minimum over ``rounds`` interleaved subprocess medians: the machine
     is shared, and interleaving keeps a burst of load from landing on one variant only."""
-    from training.classifier_data import load_or_derive
+    from training.classifier_data import CropSet, load_or_derive
     from vision.classifier import FireClassifier
 
-    def val(size: int):  # type: ignore[no-untyped-def]
+    crops_by_size: dict[int, CropSet] = {}
+
+    def val(size: int) -> CropSet:
         # Each model on val crops of its own input size, as it was trained and is served.
-        return load_or_derive(data_root(), "val", REPO_ROOT / "runs" / "classifier" / "data", size)
+        if size not in crops_by_size:
+            crops_by_size[size] = load_or_derive(data_root(), "val", REPO_ROOT / "runs" / "classifier" / "data", size)
+        return crops_by_size[size]
 
     paths = variants(models_dir, extra_dir)
     lat: dict[tuple[Path, int], dict[str, float]] = {}
