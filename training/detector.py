@@ -146,6 +146,7 @@ def train_detector(
     distill_from: Path | None = None,
     multi_scale: float = 0.0,
     zoom: float | None = None,
+    fire_head: bool = False,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -171,7 +172,11 @@ def train_detector(
     of ``imgsz`` (ultralytics' own option), so that one model serves 320 px and larger inputs.
     ``zoom`` (a new run only) sets ultralytics' random rescale of each image (gain within
     1 ± zoom; its default is 0.5): a larger value shrinks large fires into small ones more often.
+    ``fire_head`` (with ``finetune_from``) trains only the head's class branch, for fire only;
+    ``python -m training.fire_head`` then merges it with the starting weights' smoke scores.
     """
+    if fire_head and finetune_from is None and not resume:
+        raise ValueError("a fire-head run retrains a trained detector: give finetune_from")
     YOLO = ultralytics_yolo()
 
     run = DetectorRun(scale, Path(runs_dir), imgsz, variant)
@@ -181,7 +186,7 @@ def train_detector(
     if until is not None:
         hooks.append(("on_model_save", _pause_after(until)))
     data = str(data_yaml(data_dir, run.runs_dir, fire_only, negatives))
-    trainer = trainer_for(scale)
+    trainer = trainer_for(scale, fire_head)
     try:
         if resume:
             if not run.last.exists() or _stripped(run.last):
@@ -206,8 +211,12 @@ def train_detector(
     return run
 
 
-def trainer_for(scale: str):  # type: ignore[no-untyped-def]
+def trainer_for(scale: str, fire_head: bool = False):  # type: ignore[no-untyped-def]
     """The trainer class of a run: v2 masks unlabelled smoke; v1 keeps ultralytics' own."""
+    if fire_head:
+        from training.fire_head import FireHeadTrainer
+
+        return FireHeadTrainer
     if scale != "lite0":
         return None
     from training.smoke_mask import SmokeMaskedTrainer
@@ -458,6 +467,8 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                         help="train on batches resized by up to this fraction of --imgsz, e.g. 0.3")
     parser.add_argument("--zoom", type=float, default=None,
                         help="random rescale of each training image, gain within 1 +- this (ultralytics' scale, default 0.5)")
+    parser.add_argument("--fire-head", action="store_true",
+                        help="train only the head's class branch, for fire (see training.fire_head); needs --finetune-from")
     args = parser.parse_args()
     from firewatch.paths import data_root
 
@@ -466,4 +477,4 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                    imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
                    freeze=args.freeze, fire_only=args.fire_only, negatives=args.negatives,
                    variant=args.variant, distill_from=args.distill_from, multi_scale=args.multi_scale,
-                   zoom=args.zoom)
+                   zoom=args.zoom, fire_head=args.fire_head)

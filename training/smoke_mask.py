@@ -47,9 +47,13 @@ class SmokeMaskedLoss(v8DetectionLoss):
         cls = batch["cls"]
         # The per-image weights ride on ultralytics' own class-weight hook, which multiplies
         # the (batch, anchors, nc) BCE before it is summed.
-        self.class_weights = smoke_weights(cls, batch["batch_idx"], batch_size, self.nc)
+        self.class_weights = self.weights(cls, batch["batch_idx"], batch_size)
         batch = {**batch, "cls": torch.where(cls == FIRE_ONLY, torch.full_like(cls, FIRE), cls)}
         return super().loss(preds, batch)
+
+    def weights(self, cls: torch.Tensor, batch_idx: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """(batch, 1, nc) weights of the classification loss."""
+        return smoke_weights(cls, batch_idx, batch_size, self.nc)
 
 
 class SmokeMaskedDetectionModel(DetectionModel):
@@ -74,9 +78,11 @@ def mark_fire_only(labels: list[dict], folders: list[Path]) -> int:
 class SmokeMaskedTrainer(DetectionTrainer):
     """DetectionTrainer for a data YAML with a ``smoke_unlabelled`` list of image folders."""
 
+    model_class: type[DetectionModel] = SmokeMaskedDetectionModel
+
     def get_model(self, cfg=None, weights=None, verbose: bool = True):  # type: ignore[no-untyped-def]
         model = self.set_model_names_for_load(
-            SmokeMaskedDetectionModel(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose)
+            self.model_class(cfg, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose)
         )
         if weights:
             model.load(weights)
