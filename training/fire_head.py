@@ -14,8 +14,8 @@ this run moves only what makes fire scores:
   both branches read the same frozen features, the smoke scores of the result equal the
   starting detector's, and only fire can have changed.
 
-The merged head costs one more class branch per level (about 25 k parameters, a fraction of
-a per cent of the detector's compute).
+The merged head runs a second class branch at every level: 49 k more parameters and 2 % more
+FLOPs (2.45 -> 2.50 GFLOPs at 320 px).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from training.detector import checkpoint_weights, slim_fields
 from training.smoke_mask import FIRE, SMOKE, SmokeMaskedDetectionModel, SmokeMaskedLoss, SmokeMaskedTrainer
 
 # The head's class branch: the only part a fire-head run trains.
@@ -88,10 +89,6 @@ def _one_channel(branch: nn.Sequential, channel: int) -> nn.Sequential:
     return nn.Sequential(*list(branch[:-1]), conv)
 
 
-def _model(ckpt: dict) -> nn.Module:
-    return (ckpt.get("ema") or ckpt["model"]).float()
-
-
 def merge(tuned: Path, base: Path, out: Path) -> Path:
     """Write a checkpoint with ``tuned``'s fire scores and ``base``'s smoke scores.
 
@@ -100,7 +97,7 @@ def merge(tuned: Path, base: Path, out: Path) -> Path:
     """
     tuned_ckpt = torch.load(tuned, map_location="cpu", weights_only=False)
     base_ckpt = torch.load(base, map_location="cpu", weights_only=False)
-    model, source = _model(tuned_ckpt), _model(base_ckpt)
+    model, source = checkpoint_weights(tuned_ckpt).float(), checkpoint_weights(base_ckpt).float()
     own, theirs = model.state_dict(), source.state_dict()
     marker = f".{CLASS_BRANCH}."
     moved = [k for k in own if marker not in k and not torch.equal(own[k], theirs[k])]
@@ -109,10 +106,9 @@ def merge(tuned: Path, base: Path, out: Path) -> Path:
                          f"e.g. {moved[0]}): it was not trained with FireHeadTrainer from these weights")
     head, source_head = model.model[-1], source.model[-1]
     head.cv3 = nn.ModuleList(FireSmokeBranches(f, s) for f, s in zip(head.cv3, source_head.cv3, strict=True))
-    merged = {**tuned_ckpt, "model": model.half(), "ema": None, "optimizer": None}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(merged, out)
+    torch.save(slim_fields(tuned_ckpt, model.half()), out)
     return out
 
 

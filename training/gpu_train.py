@@ -77,7 +77,7 @@ def save_weights_fp16(checkpoint: Path, target: Path) -> Path:
     import torch
 
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = (ckpt.get("ema") or ckpt["model"]).half()
+    model = detector.checkpoint_weights(ckpt).half()
     slim = {"model": model, "train_args": ckpt.get("train_args", {}), "epoch": -1, "date": ckpt.get("date")}
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(slim, target)

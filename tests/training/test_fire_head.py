@@ -14,6 +14,7 @@ from tests.support.yolo_data import tiny_dataset
 
 pytest.importorskip("ultralytics", reason="training needs the train extra")
 
+from training.detector import checkpoint_weights  # noqa: E402
 from training.fire_head import FireOnlyLoss  # noqa: E402
 from training.smoke_mask import FIRE, SMOKE  # noqa: E402
 
@@ -40,7 +41,7 @@ def _scores(onnx: Path, images: list[np.ndarray]) -> np.ndarray:
 
 def _state(weights: Path) -> dict[str, torch.Tensor]:
     ckpt = torch.load(weights, map_location="cpu", weights_only=False)
-    return (ckpt.get("ema") or ckpt["model"]).float().state_dict()
+    return checkpoint_weights(ckpt).float().state_dict()
 
 
 @pytest.mark.slow
