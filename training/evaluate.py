@@ -15,6 +15,11 @@ F1 (an image "has fire" if it has a fire label; "fire predicted" if any fire det
 false-positive rate on images without a fire label and, separately, on images with no labels
 at all, and a confusion matrix (ultralytics' ``ConfusionMatrix``).
 
+Where AP50 is lost: AP at IoU 0.3 beside AP50 (a box that covers the labelled fire but is drawn
+wider or narrower than the labeller's counts at 0.3), image-level fire AP (images ranked by
+their best fire box), how many images whose fires are all small get a box on one of them, and
+the AP of each source when file names carry one (``source__name.jpg``).
+
     python -m training.evaluate --data ../shared/data/fire --model models/fire-detector.onnx
 """
 
@@ -47,6 +52,11 @@ SWEEP_CONFS = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50)
 # Fire label sizes (share of the frame's area) for recall by size; 2 % is where the
 # pipeline and the classifier's data call a fire "starting".
 SIZE_EDGES = (0.005, 0.02, 0.10)
+# The public sets mix one box per flame with one box per burning area, so a box can cover a
+# labelled fire and still miss IoU 0.5; AP at this IoU counts it, to tell finding from drawing.
+LOOSE_IOU = 0.3
+# A fire box "is on" a label when their intersection is at least this share of the smaller box.
+COVER = 0.5
 
 
 # -- data -------------------------------------------------------------------------------
@@ -93,6 +103,13 @@ class GroundTruth:
 
     def __len__(self) -> int:
         return len(self.class_id)
+
+
+def source_of(image: Path) -> str:
+    """The source prefix of a file name (``lz__0001.jpg`` -> ``lz``), as the shared sets name
+    their files; "" when there is none."""
+    head, sep, _ = image.name.partition("__")
+    return head if sep else ""
 
 
 def label_for(image: Path) -> Path:
@@ -194,6 +211,7 @@ class ClassMetrics:
     precision: float
     recall: float
     f1: float
+    ap30: float | None = None  # AP at LOOSE_IOU
 
 
 @dataclass(frozen=True)
@@ -236,6 +254,27 @@ class SizeRecall:
 
 
 @dataclass(frozen=True)
+class SmallFireImages:
+    """Images whose every fire label is under ``below`` of the frame, and how many of them get
+    a fire box at the operating threshold on one of those fires (intersection >= half the smaller box)."""
+
+    below: float
+    images: int
+    found: int
+    recall: float | None
+
+
+@dataclass(frozen=True)
+class SourceMetrics:
+    """AP50 and AP at LOOSE_IOU of one image source (None for a class it has no labels of)."""
+
+    images: int
+    labels: dict[str, int]
+    ap50: dict[str, float | None]
+    ap30: dict[str, float | None]
+
+
+@dataclass(frozen=True)
 class FalsePositiveRate:
     """Share of ``images`` that got at least one fire detection (``flagged``)."""
 
@@ -265,6 +304,9 @@ class EvalReport:
     image_sweep: list[SweepRow] = field(default_factory=list)
     fire_recall_by_size: list[SizeRecall] = field(default_factory=list)
     veto: float | None = None  # p(no-fire) at which the classifier vetoed a fire box, if used
+    image_fire_ap: float | None = None  # images ranked by their best fire box (sklearn's AP)
+    small_fire_images: SmallFireImages | None = None
+    by_source: dict[str, SourceMetrics] = field(default_factory=dict)  # only with more than one source
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -274,7 +316,7 @@ class EvalReport:
         lines = [
             f"model {self.model}  data {self.data}  images {self.images}  "
             f"operating conf {self.conf}  match IoU {self.iou}",
-            f"{'class':<10}{'labels':>8}{'dets':>7}{'AP50':>8}{'AP50-95':>9}{'P':>7}{'R':>7}{'F1':>7}",
+            f"{'class':<10}{'labels':>8}{'dets':>7}{'AP50':>8}{'AP50-95':>9}{'AP30':>7}{'P':>7}{'R':>7}{'F1':>7}",
         ]
 
         def ap(v: float | None) -> str:
@@ -282,7 +324,7 @@ class EvalReport:
 
         for c in self.classes.values():
             lines.append(
-                f"{c.name:<10}{c.labels:>8}{c.detections:>7}{ap(c.ap50):>8}{ap(c.ap50_95):>9}"
+                f"{c.name:<10}{c.labels:>8}{c.detections:>7}{ap(c.ap50):>8}{ap(c.ap50_95):>9}{ap(c.ap30):>7}"
                 f"{c.precision:>7.3f}{c.recall:>7.3f}{c.f1:>7.3f}"
             )
         lines.append(f"{'all':<10}{'':>8}{'':>7}{self.map50:>8.3f}{self.map50_95:>9.3f}")
@@ -291,12 +333,21 @@ class EvalReport:
             f"image-level fire: P {f.precision:.3f}  R {f.recall:.3f}  F1 {f.f1:.3f}  "
             f"({f.true_positives}/{f.positives} fire images found, {f.predicted} flagged)"
         )
+        if self.image_fire_ap is not None:
+            lines.append(f"image-level fire AP (images ranked by their best fire box): {self.image_fire_ap:.3f}")
         for label, fpr in (("no fire label", self.fp_rate_fire_free), ("no labels", self.fp_rate_no_labels)):
             rate = "-" if fpr.rate is None else f"{fpr.rate:.3f}"
             lines.append(f"false-positive rate on images with {label}: {rate} ({fpr.flagged}/{fpr.images})")
         if self.fire_recall_by_size:
             lines.append("fire recall at the operating threshold by label size (share of the frame): " + ",  ".join(
                 f"{b.lo:.1%}-{b.hi:.1%} {_num(b.recall)} ({b.found}/{b.labels})" for b in self.fire_recall_by_size))
+        if (small := self.small_fire_images) is not None:
+            lines.append(f"images whose fires are all under {small.below:.0%} of the frame: {_num(small.recall)} "
+                         f"({small.found}/{small.images} with a fire box on one of them)")
+        for name, m in self.by_source.items():
+            per_class = ",  ".join(f"{c} {n} labels AP50 {_num(m.ap50[c])} AP30 {_num(m.ap30[c])}"
+                                   for c, n in m.labels.items() if n)
+            lines.append(f"source {name or '(none)'}: {m.images} images, {per_class or 'no labels'}")
         if self.image_sweep:
             veto = self.veto is not None
             head = "image-level fire by threshold (fire-free FP = share of images without a fire label flagged)"
@@ -311,6 +362,16 @@ class EvalReport:
         if self.ms_per_image is not None:
             lines.append(f"{self.ms_per_image:.1f} ms per image (detector call, this machine, informative)")
         return "\n".join(lines)
+
+
+def _cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, M): intersection of boxes ``a`` and ``b`` over the smaller of the two."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
 
 
 def _num(v: float | None) -> str:
@@ -337,7 +398,8 @@ class EvalAccumulator:
         self.conf = conf
         self.iou = iou
         self.fire_class = fire_class if fire_class is not None else _find_class(names, "fire")
-        self._thresholds = np.append(IOU_THRESHOLDS, iou)  # last column: the operating match IoU
+        # Columns: COCO's ten IoUs, LOOSE_IOU, then the operating match IoU.
+        self._thresholds = np.append(IOU_THRESHOLDS, [LOOSE_IOU, iou])
         self._tp: list[np.ndarray] = []
         self._conf: list[np.ndarray] = []
         self._pred_cls: list[np.ndarray] = []
@@ -349,11 +411,15 @@ class EvalAccumulator:
         self._vetoing = False
         self._fire_sizes: list[np.ndarray] = []  # per fire label: share of the frame
         self._fire_found: list[np.ndarray] = []  # per fire label: found at the operating threshold
+        self._small_found: list[bool] = []  # per image whose fires are all small: one of them boxed
+        self._sources: list[str] = []  # per image
         self._confusion = None
 
-    def add(self, gt: GroundTruth, dets: Detections, vetoed: np.ndarray | None = None) -> None:
+    def add(self, gt: GroundTruth, dets: Detections, vetoed: np.ndarray | None = None, source: str = "") -> None:
         """One image. ``vetoed`` (bool per detection) marks boxes the classifier vetoed;
-        it only enters the ``*_veto`` columns of the sweep."""
+        it only enters the ``*_veto`` columns of the sweep. ``source`` groups images for the
+        per-source AP."""
+        self._sources.append(source)
         self._tp.append(match(dets, gt, self._thresholds))
         self._conf.append(dets.confidence)
         self._pred_cls.append(dets.class_id)
@@ -370,6 +436,7 @@ class EvalAccumulator:
         else:
             self._top_fire_kept.append(self._top_fire[-1])
         self._add_sizes(gt, dets[above & fire])
+        self._add_small_image(gt, dets[above & fire])
         self._add_confusion(gt, dets[above])
 
     def _add_sizes(self, gt: GroundTruth, fire_dets: Detections) -> None:
@@ -383,6 +450,23 @@ class EvalAccumulator:
             found = (box_iou_matrix(labels, fire_dets.xyxy) >= self.iou).any(axis=1)
         self._fire_sizes.append(areas)
         self._fire_found.append(found)
+
+    def _add_small_image(self, gt: GroundTruth, fire_dets: Detections) -> None:
+        labels = gt.xyxy[gt.class_id == self.fire_class]
+        h, w = gt.shape
+        if not len(labels) or not h * w:
+            return
+        areas = (labels[:, 2] - labels[:, 0]) * (labels[:, 3] - labels[:, 1])
+        if areas.max() >= SIZE_EDGES[1] * h * w:
+            return
+        found = len(fire_dets) > 0 and bool((_cover(labels, fire_dets.xyxy) >= COVER).any())
+        self._small_found.append(found)
+
+    def _small_fire_images(self) -> SmallFireImages | None:
+        if not self._small_found:
+            return None
+        n, k = len(self._small_found), int(sum(self._small_found))
+        return SmallFireImages(SIZE_EDGES[1], n, k, round(k / n, 4))
 
     def _recall_by_size(self) -> list[SizeRecall]:
         if not self._fire_sizes:
@@ -411,26 +495,17 @@ class EvalAccumulator:
         )
 
     def report(self, *, model: str = "", data: str = "", out_dir: Path | None = None) -> EvalReport:
-        from ultralytics.utils.metrics import ap_per_class
-
         tp = np.concatenate(self._tp) if self._tp else np.zeros((0, len(self._thresholds)), bool)
         conf = np.concatenate(self._conf) if self._conf else np.zeros(0, np.float32)
         pred_cls = np.concatenate(self._pred_cls) if self._pred_cls else np.zeros(0, np.int32)
         target_cls = np.concatenate(self._target_cls) if self._target_cls else np.zeros(0, np.int32)
 
         plots: dict[str, str] = {}
-        ap_by_class: dict[int, np.ndarray] = {}
-        if len(target_cls):
-            if out_dir is not None:
-                out_dir.mkdir(parents=True, exist_ok=True)
-            result = ap_per_class(
-                tp[:, :10], conf, pred_cls, target_cls,
-                plot=out_dir is not None, save_dir=out_dir or Path(), names=self.names,
-            )
-            ap, classes = result[5], result[6]
-            ap_by_class = {int(c): ap[i] for i, c in enumerate(classes)}
-            if out_dir is not None and (out_dir / "PR_curve.png").is_file():
-                plots["pr_curve"] = str(out_dir / "PR_curve.png")
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        ap_by_class = self._ap(tp, conf, pred_cls, target_cls, out_dir)
+        if out_dir is not None and (out_dir / "PR_curve.png").is_file():
+            plots["pr_curve"] = str(out_dir / "PR_curve.png")
 
         above = conf >= self.conf
         per_class: dict[str, ClassMetrics] = {}
@@ -443,8 +518,9 @@ class EvalAccumulator:
             per_class[name] = ClassMetrics(
                 name, n_labels, int(is_c.sum()),
                 None if ap_c is None else round(float(ap_c[0]), 4),
-                None if ap_c is None else round(float(ap_c.mean()), 4),
+                None if ap_c is None else round(float(ap_c[:10].mean()), 4),
                 round(p, 4), round(r, 4), round(_f1(p, r), 4),
+                None if ap_c is None else round(float(ap_c[10]), 4),
             )
         with_labels = [m for m in per_class.values() if m.ap50 is not None]
         map50 = float(np.mean([m.ap50 for m in with_labels])) if with_labels else 0.0
@@ -480,7 +556,46 @@ class EvalAccumulator:
             fp_rate_fire_free=fpr(~has_fire), fp_rate_no_labels=fpr(no_labels),
             confusion_matrix=matrix.astype(int).tolist(), plots=plots,
             image_sweep=self._sweep(has_fire), fire_recall_by_size=self._recall_by_size(),
+            image_fire_ap=self._image_fire_ap(has_fire), small_fire_images=self._small_fire_images(),
+            by_source=self._by_source(tp, conf, pred_cls, target_cls),
         )
+
+    def _ap(self, tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray,
+            out_dir: Path | None = None) -> dict[int, np.ndarray]:
+        """Per class with labels: AP at each IoU column but the last (the operating one)."""
+        from ultralytics.utils.metrics import ap_per_class
+
+        if not len(target_cls):
+            return {}
+        result = ap_per_class(tp[:, :-1], conf, pred_cls, target_cls,
+                              plot=out_dir is not None, save_dir=out_dir or Path(), names=self.names)
+        return {int(c): result[5][i] for i, c in enumerate(result[6])}
+
+    def _image_fire_ap(self, has_fire: np.ndarray) -> float | None:
+        from sklearn.metrics import average_precision_score
+
+        if not has_fire.any() or has_fire.all():
+            return None
+        return round(float(average_precision_score(has_fire, np.asarray(self._top_fire))), 4)
+
+    def _by_source(self, tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray,
+                   target_cls: np.ndarray) -> dict[str, SourceMetrics]:
+        names = sorted(set(self._sources))
+        if len(names) < 2:
+            return {}
+        det_source = np.repeat(self._sources, [len(t) for t in self._tp])
+        gt_source = np.repeat(self._sources, [len(t) for t in self._target_cls])
+        out = {}
+        for name in names:
+            d, g = det_source == name, gt_source == name
+            ap = self._ap(tp[d], conf[d], pred_cls[d], target_cls[g])
+            labels = {n: int((target_cls[g] == c).sum()) for c, n in sorted(self.names.items())}
+            out[name] = SourceMetrics(
+                self._sources.count(name), labels,
+                {n: None if c not in ap else round(float(ap[c][0]), 4) for c, n in sorted(self.names.items())},
+                {n: None if c not in ap else round(float(ap[c][10]), 4) for c, n in sorted(self.names.items())},
+            )
+        return out
 
     def _sweep(self, has_fire: np.ndarray) -> list[SweepRow]:
         """Image-level fire P/R/F1 and fire-free FP rate at each of :data:`SWEEP_CONFS`."""
@@ -566,7 +681,7 @@ def evaluate(
         dets = detector(image)
         spent += time.perf_counter() - t
         vetoed = veto_boxes(image, dets) if veto_boxes is not None else None
-        acc.add(GroundTruth.read(sample.label, image.shape[:2]), dets, vetoed)
+        acc.add(GroundTruth.read(sample.label, image.shape[:2]), dets, vetoed, source_of(sample.image))
         if progress is not None:
             progress.update(1)
     out = Path(out_dir) if out_dir is not None else None

@@ -23,7 +23,9 @@ from training.evaluate import (  # noqa: E402
     SweepRow,
     evaluate,
     find_samples,
+    SmallFireImages,
     match,
+    source_of,
 )
 
 FIRE = DATA / "fire"
@@ -191,6 +193,57 @@ def test_threshold_sweep_with_and_without_the_veto(tiny_yolo):
     assert at25.f1 == acc.report().image_fire.f1
 
 
+def _fire(*boxes: tuple[float, float, float, float], shape: tuple[int, int] = (1000, 1000)) -> GroundTruth:
+    return GroundTruth(np.array(boxes, np.float32).reshape(-1, 4), np.zeros(len(boxes), np.int32), shape)
+
+
+def _dets(*boxes: tuple[float, float, float, float], conf: float = 0.9) -> Detections:
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), conf), np.zeros(len(boxes)))
+
+
+def test_a_box_drawn_narrower_than_the_label_counts_at_iou_03_only():
+    acc = EvalAccumulator(NAMES, conf=0.25, iou=0.5)
+    acc.add(_fire((0, 0, 100, 100)), _dets((0, 0, 100, 45)))  # IoU 0.45: the same fire, half drawn
+    fire = acc.report().classes["fire"]
+    assert fire.ap50 == 0.0 and fire.ap30 == 0.995
+    assert acc.report().classes["smoke"].ap30 is None  # no smoke labels
+
+
+def test_image_level_fire_ap_ranks_images_by_their_best_fire_box():
+    acc = EvalAccumulator(NAMES, conf=0.25, iou=0.5)
+    acc.add(_fire((0, 0, 100, 100)), _dets((0, 0, 100, 100), conf=0.9))
+    acc.add(_fire((0, 0, 100, 100)), _dets((500, 500, 600, 600), conf=0.3))  # a box, on the wrong spot
+    acc.add(_fire(), _dets((0, 0, 50, 50), conf=0.5))  # fire-free, ranked between them
+    acc.add(_fire(), Detections.empty())
+    # ranks: fire 0.9 (precision 1/1), fire-free 0.5, fire 0.3 (2/3): AP = (1 + 2/3) / 2
+    assert acc.report().image_fire_ap == pytest.approx(5 / 6, abs=1e-4)
+
+
+def test_images_with_only_small_fires_count_a_box_on_one_of_them():
+    acc = EvalAccumulator(NAMES, conf=0.25, iou=0.5)
+    # 1 % of the frame, boxed by a smaller box inside it (IoU 0.25, but it is on the fire)
+    acc.add(_fire((0, 0, 100, 100), (300, 300, 310, 310)), _dets((20, 20, 70, 70)))
+    acc.add(_fire((0, 0, 100, 100)), _dets((500, 500, 600, 600)))  # boxed elsewhere: not found
+    acc.add(_fire((0, 0, 100, 100)), _dets((0, 0, 100, 100), conf=0.1))  # below the threshold
+    acc.add(_fire((0, 0, 100, 100), (0, 0, 400, 400)), Detections.empty())  # has a large fire: not counted
+    assert acc.report().small_fire_images == SmallFireImages(0.02, 3, 1, round(1 / 3, 4))
+
+
+def test_ap_by_source_from_file_name_prefixes():
+    assert (source_of(Path("lz__train__x.jpg")), source_of(Path("x.jpg"))) == ("lz", "")
+    acc = EvalAccumulator(NAMES, conf=0.25, iou=0.5)
+    acc.add(_fire((0, 0, 100, 100)), _dets((0, 0, 100, 100)), source="good")
+    acc.add(_fire((0, 0, 100, 100)), _dets((0, 0, 100, 45)), source="narrow")
+    acc.add(_fire(), _dets((0, 0, 50, 50)), source="empty")
+    by = acc.report().by_source
+    assert (by["good"].ap50["fire"], by["narrow"].ap50["fire"], by["narrow"].ap30["fire"]) == (0.995, 0.0, 0.995)
+    assert by["empty"].labels == {"fire": 0, "smoke": 0} and by["empty"].ap50["fire"] is None
+    assert by["good"].images == 1 and by["good"].ap50["smoke"] is None
+    one = EvalAccumulator(NAMES, conf=0.25, iou=0.5)
+    one.add(_fire((0, 0, 100, 100)), _dets((0, 0, 100, 100)))
+    assert one.report().by_source == {}
+
+
 # -- a real model -----------------------------------------------------------------------
 
 
@@ -210,6 +263,11 @@ def test_real_onnx_run_writes_json_and_plots(tiny_yolo, detector_model, tmp_path
     assert saved["images"] == 7 and set(saved["classes"]) == {"fire", "smoke"}
     assert saved["classes"]["fire"]["labels"] == sum(int((g.class_id == 0).sum()) for g in _truths(tiny_yolo))
     assert 0.0 <= saved["map50_95"] <= saved["map50"] <= 1.0
+    for c in saved["classes"].values():
+        assert c["ap50"] <= c["ap30"]  # a hit at IoU 0.5 is a hit at 0.3
+    assert 0.0 < saved["image_fire_ap"] <= 1.0
+    sources = {source_of(s.image) for s in find_samples(tiny_yolo)}
+    assert set(saved["by_source"]) == (sources if len(sources) > 1 else set())  # one source: no breakdown
     assert (saved["fp_rate_fire_free"]["images"], saved["fp_rate_no_labels"]["images"]) == (4, 2)
     # every label lands in one column of the confusion matrix (found or missed)
     cm = np.array(saved["confusion_matrix"])
