@@ -147,6 +147,7 @@ def train_detector(
     multi_scale: float = 0.0,
     zoom: float | None = None,
     fire_head: bool = False,
+    p2: bool = False,
 ) -> DetectorRun:
     """Train (or resume) one detector run; returns where its weights are.
 
@@ -174,9 +175,10 @@ def train_detector(
     1 ± zoom; its default is 0.5): a larger value shrinks large fires into small ones more often.
     ``fire_head`` (with ``finetune_from``) trains only the head's class branch, for fire only;
     ``python -m training.fire_head`` then merges it with the starting weights' smoke scores.
+    ``p2`` (with ``finetune_from`` from ``training.p2_level``) trains only a stride-4 head level.
     """
-    if fire_head and finetune_from is None and not resume:
-        raise ValueError("a fire-head run retrains a trained detector: give finetune_from")
+    if (fire_head or p2) and finetune_from is None and not resume:
+        raise ValueError("a fire-head or P2 run retrains a trained detector: give finetune_from")
     YOLO = ultralytics_yolo()
 
     run = DetectorRun(scale, Path(runs_dir), imgsz, variant)
@@ -186,7 +188,7 @@ def train_detector(
     if until is not None:
         hooks.append(("on_model_save", _pause_after(until)))
     data = str(data_yaml(data_dir, run.runs_dir, fire_only, negatives))
-    trainer = trainer_for(scale, fire_head)
+    trainer = trainer_for(scale, fire_head, p2)
     try:
         if resume:
             if not run.last.exists() or _stripped(run.last):
@@ -211,8 +213,12 @@ def train_detector(
     return run
 
 
-def trainer_for(scale: str, fire_head: bool = False):  # type: ignore[no-untyped-def]
+def trainer_for(scale: str, fire_head: bool = False, p2: bool = False):  # type: ignore[no-untyped-def]
     """The trainer class of a run: v2 masks unlabelled smoke; v1 keeps ultralytics' own."""
+    if p2:
+        from training.p2_level import P2Trainer
+
+        return P2Trainer
     if fire_head:
         from training.fire_head import FireHeadTrainer
 
@@ -372,6 +378,16 @@ def slim_fields(ckpt: dict, weights) -> dict:  # type: ignore[no-untyped-def]
     return slim | {"model": None, "ema": weights, "optimizer": None, SLIM_KEY: True}
 
 
+def save_weights(ckpt: dict, weights, out: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Write ``weights`` (a model built from ``ckpt``'s run) as a slim fp16 checkpoint at ``out``."""
+    import torch
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(slim_fields(ckpt, weights.half()), out)
+    return out
+
+
 def save_checkpoint(run: DetectorRun, to: Path = CHECKPOINTS) -> Path:
     """A slim copy of the run's last.pt, and its results.csv, in ``to`` (committed between sessions)."""
     to.mkdir(parents=True, exist_ok=True)
@@ -469,6 +485,8 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                         help="random rescale of each training image, gain within 1 +- this (ultralytics' scale, default 0.5)")
     parser.add_argument("--fire-head", action="store_true",
                         help="train only the head's class branch, for fire (see training.fire_head); needs --finetune-from")
+    parser.add_argument("--p2", action="store_true",
+                        help="train only a stride-4 head level (see training.p2_level); needs its --finetune-from")
     args = parser.parse_args()
     from firewatch.paths import data_root
 
@@ -477,4 +495,4 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
                    imgsz=args.imgsz, finetune_from=args.finetune_from, lr0=args.lr0,
                    freeze=args.freeze, fire_only=args.fire_only, negatives=args.negatives,
                    variant=args.variant, distill_from=args.distill_from, multi_scale=args.multi_scale,
-                   zoom=args.zoom, fire_head=args.fire_head)
+                   zoom=args.zoom, fire_head=args.fire_head, p2=args.p2)

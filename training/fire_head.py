@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training.detector import checkpoint_weights, slim_fields
+from training.detector import checkpoint_weights, save_weights
 from training.smoke_mask import FIRE, SMOKE, SmokeMaskedDetectionModel, SmokeMaskedLoss, SmokeMaskedTrainer
 
 # The head's class branch: the only part a fire-head run trains.
@@ -106,10 +106,7 @@ def merge(tuned: Path, base: Path, out: Path) -> Path:
                          f"e.g. {moved[0]}): it was not trained with FireHeadTrainer from these weights")
     head, source_head = model.model[-1], source.model[-1]
     head.cv3 = nn.ModuleList(FireSmokeBranches(f, s) for f, s in zip(head.cv3, source_head.cv3, strict=True))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(slim_fields(tuned_ckpt, model.half()), out)
-    return out
+    return save_weights(tuned_ckpt, model, out)
 
 
 if __name__ == "__main__":
