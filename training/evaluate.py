@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 import yaml
 
-from vision.geometry import box_iou_matrix
+from vision.geometry import box_cover_matrix, box_iou_matrix
 from vision.replay import Progress
 from vision.types import Detections
 
@@ -52,9 +52,13 @@ SWEEP_CONFS = (0.10, 0.15, 0.20, 0.25, 0.30, 0.35, 0.40, 0.50)
 # Fire label sizes (share of the frame's area) for recall by size; 2 % is where the
 # pipeline and the classifier's data call a fire "starting".
 SIZE_EDGES = (0.005, 0.02, 0.10)
+# Images whose fires are all under this share of the frame are counted apart: whether any of
+# their fires gets a box, whatever its extent.
+SMALL_FIRE = SIZE_EDGES[1]
 # The public sets mix one box per flame with one box per burning area, so a box can cover a
 # labelled fire and still miss IoU 0.5; AP at this IoU counts it, to tell finding from drawing.
 LOOSE_IOU = 0.3
+LOOSE_COL = len(IOU_THRESHOLDS)  # its column in the match table, after COCO's ten
 # A fire box "is on" a label when their intersection is at least this share of the smaller box.
 COVER = 0.5
 
@@ -364,16 +368,6 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def _cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M): intersection of boxes ``a`` and ``b`` over the smaller of the two."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
-
-
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -398,7 +392,7 @@ class EvalAccumulator:
         self.conf = conf
         self.iou = iou
         self.fire_class = fire_class if fire_class is not None else _find_class(names, "fire")
-        # Columns: COCO's ten IoUs, LOOSE_IOU, then the operating match IoU.
+        # Columns: COCO's ten IoUs, LOOSE_IOU (column LOOSE_COL), then the operating match IoU.
         self._thresholds = np.append(IOU_THRESHOLDS, [LOOSE_IOU, iou])
         self._tp: list[np.ndarray] = []
         self._conf: list[np.ndarray] = []
@@ -436,37 +430,31 @@ class EvalAccumulator:
         else:
             self._top_fire_kept.append(self._top_fire[-1])
         self._add_sizes(gt, dets[above & fire])
-        self._add_small_image(gt, dets[above & fire])
         self._add_confusion(gt, dets[above])
 
     def _add_sizes(self, gt: GroundTruth, fire_dets: Detections) -> None:
+        """Per fire label: its share of the frame and whether a box matches it; per image whose
+        fires are all small: whether a box is on one of them."""
         labels = gt.xyxy[gt.class_id == self.fire_class]
         h, w = gt.shape
         if not len(labels) or not h * w:
             return
         areas = (labels[:, 2] - labels[:, 0]) * (labels[:, 3] - labels[:, 1]) / float(h * w)
         found = np.zeros(len(labels), bool)
+        on_one = False
         if len(fire_dets):
             found = (box_iou_matrix(labels, fire_dets.xyxy) >= self.iou).any(axis=1)
+            on_one = bool((box_cover_matrix(labels, fire_dets.xyxy) >= COVER).any())
         self._fire_sizes.append(areas)
         self._fire_found.append(found)
-
-    def _add_small_image(self, gt: GroundTruth, fire_dets: Detections) -> None:
-        labels = gt.xyxy[gt.class_id == self.fire_class]
-        h, w = gt.shape
-        if not len(labels) or not h * w:
-            return
-        areas = (labels[:, 2] - labels[:, 0]) * (labels[:, 3] - labels[:, 1])
-        if areas.max() >= SIZE_EDGES[1] * h * w:
-            return
-        found = len(fire_dets) > 0 and bool((_cover(labels, fire_dets.xyxy) >= COVER).any())
-        self._small_found.append(found)
+        if areas.max() < SMALL_FIRE:
+            self._small_found.append(on_one)
 
     def _small_fire_images(self) -> SmallFireImages | None:
         if not self._small_found:
             return None
         n, k = len(self._small_found), int(sum(self._small_found))
-        return SmallFireImages(SIZE_EDGES[1], n, k, round(k / n, 4))
+        return SmallFireImages(SMALL_FIRE, n, k, round(k / n, 4))
 
     def _recall_by_size(self) -> list[SizeRecall]:
         if not self._fire_sizes:
@@ -518,9 +506,9 @@ class EvalAccumulator:
             per_class[name] = ClassMetrics(
                 name, n_labels, int(is_c.sum()),
                 None if ap_c is None else round(float(ap_c[0]), 4),
-                None if ap_c is None else round(float(ap_c[:10].mean()), 4),
+                None if ap_c is None else round(float(ap_c[:LOOSE_COL].mean()), 4),
                 round(p, 4), round(r, 4), round(_f1(p, r), 4),
-                None if ap_c is None else round(float(ap_c[10]), 4),
+                None if ap_c is None else round(float(ap_c[LOOSE_COL]), 4),
             )
         with_labels = [m for m in per_class.values() if m.ap50 is not None]
         map50 = float(np.mean([m.ap50 for m in with_labels])) if with_labels else 0.0
@@ -593,7 +581,7 @@ class EvalAccumulator:
             out[name] = SourceMetrics(
                 self._sources.count(name), labels,
                 {n: None if c not in ap else round(float(ap[c][0]), 4) for c, n in sorted(self.names.items())},
-                {n: None if c not in ap else round(float(ap[c][10]), 4) for c, n in sorted(self.names.items())},
+                {n: None if c not in ap else round(float(ap[c][LOOSE_COL]), 4) for c, n in sorted(self.names.items())},
             )
         return out
 

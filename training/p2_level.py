@@ -11,8 +11,8 @@ unchanged (same layers, same order), plus a branch that upsamples the neck's str
 joins the backbone's stride-4 map, and feeds a fourth head level (its box and class branches
 start as copies of the stride-8 level's). ``P2Trainer`` freezes everything else, batch-norm
 statistics included, so the three original levels give exactly the starting detector's
-outputs and only the new level can add boxes. It costs 110 k parameters and about 1.6 times
-the compute at 320 px (measured in the model card).
+outputs and only the new level can add boxes. It costs 109 k parameters, 1.58 times the FLOPs
+at 320 px and about twice the CPU time per frame (measured in the model card).
 
     python -m training.p2_level START.pt runs/p2-start.pt
     python -m training.detector --scale lite0 --variant p2 --p2 --finetune-from runs/p2-start.pt \\

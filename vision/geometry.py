@@ -1,4 +1,4 @@
-"""Box geometry on xyxy pixel boxes: IoU and non-maximum suppression.
+"""Box geometry on xyxy pixel boxes: IoU, cover and non-maximum suppression.
 
 One implementation for the detector's decoding, the event rules (joining a tracker id
 switch to its alert) and the evaluation of detectors against labels, so that "overlap"
@@ -10,14 +10,27 @@ from __future__ import annotations
 import numpy as np
 
 
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of xyxy boxes (M, 4) x (N, 4) -> (M, N); a degenerate box overlaps nothing."""
+def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersections (M, N) of xyxy boxes (M, 4) x (N, 4), and the areas of each side."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.clip(rb - lt, 0, None).prod(axis=2)
     area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
+    return inter, area_a, area_b
+
+
+def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of xyxy boxes (M, 4) x (N, 4) -> (M, N); a degenerate box overlaps nothing."""
+    inter, area_a, area_b = _overlap(a, b)
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def box_cover_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box, (M, 4) x (N, 4) -> (M, N): 1 when one box lies
+    inside the other, whatever their sizes."""
+    inter, area_a, area_b = _overlap(a, b)
+    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
