@@ -3,7 +3,9 @@
 Every clip in ``$FIREWATCH_DATA/videos`` (``labels.csv`` gives the frame where a flame
 first shows, or marks the clip fire-free) and the fire sequences inside ``fire/`` (the
 ``rf__<video>_mp4-<n>`` frames of one CCTV video, onset = the first labelled frame) are
-played at their frame rate through the daemon's own pipeline and settings. For each
+played through the daemon's own pipeline and settings, at the daemon's rate: a video file
+faster than ``FIREWATCH_SOURCE_FPS`` (10) gives every n-th frame, as a camera would (the
+verification's windows are counted in frames at that rate). For each
 fire clip: seconds of video from the onset to the first ``started`` event (negative when
 the alert came before the flame showed), or "missed"; for each fire-free clip: how many
 alerts started. Sequences of ``fire/`` train are left out unless asked for: the detector
@@ -67,7 +69,7 @@ class Clip:
 class ClipResult:
     clip: str
     set: str
-    frames: int
+    frames: int  # frames the pipeline processed (of a file faster than the daemon's rate, every n-th)
     onset_frame: int | None
     first_alert_frame: int | None
     first_alert_class: str | None
@@ -80,15 +82,41 @@ class ClipResult:
         return self.onset_frame is not None and self.first_alert_frame is None
 
 
+def _file_fps(path: Path) -> float | None:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return float(capture.get(cv2.CAP_PROP_FPS) or 0.0) or None
+    finally:
+        capture.release()
+
+
+def _clip_row(folder: Path, row: dict[str, str]) -> Clip:
+    """One ``labels.csv`` row: ``file``, ``fire_free`` (1: no fire), ``fire_onset_frame`` (the
+    file's own frame numbering), ``fps`` (empty or absent: the file's)."""
+    file = (row.get("file") or "").strip()
+    onset_text = (row.get("fire_onset_frame") or "").strip()
+    fire_free = (row.get("fire_free") or "").strip() == "1"
+    if not file:
+        raise ValueError(f"{folder / 'labels.csv'}: a row without a file name")
+    if not fire_free and not onset_text:
+        raise ValueError(f"{folder / 'labels.csv'}: {file} is not fire_free but has no fire_onset_frame")
+    path = folder / file
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder / 'labels.csv'} names {file}, which is not in {folder}")
+    fps_text = (row.get("fps") or "").strip()
+    fps = float(fps_text) if fps_text else _file_fps(path)
+    return Clip(path.stem, "videos", (path,), fps, None if fire_free else int(float(onset_text)))
+
+
 def video_clips(root: Path) -> list[Clip]:
-    """The clips of ``videos/labels.csv``."""
+    """The clips of ``videos/labels.csv`` (none when there is no such file)."""
     folder = root / "videos"
-    clips = []
+    if not (folder / "labels.csv").is_file():
+        return []
     with open(folder / "labels.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            onset = None if row["fire_free"] == "1" else int(row["fire_onset_frame"])
-            clips.append(Clip(Path(row["file"]).stem, "videos", (folder / row["file"],), float(row["fps"]), onset))
-    return clips
+        return [_clip_row(folder, row) for row in csv.DictReader(f)]
 
 
 def sequence_clips(root: Path, splits: Sequence[str] = ("val",)) -> list[Clip]:
@@ -129,14 +157,15 @@ def _digest(model: Path, mtime_ns: int, size: int) -> str:
     return hashlib.sha1(model.read_bytes()).hexdigest()[:16]
 
 
-def _cache_path(model: Path, clip: Clip, conf: float, iou: float, detector: object) -> Path:
-    """Where the boxes of ``detector`` (``model`` at these thresholds, tiled or not) are kept."""
+def _cache_path(model: Path, clip: Clip, conf: float, iou: float, detector: object, rate: float) -> Path:
+    """Where the boxes of ``detector`` (``model`` at these thresholds, tiled or not, the clip
+    read at ``rate`` frames a second) are kept."""
     from vision.detectors.tiles import TiledDetector
 
     stat = model.stat()
     digest = _digest(model.resolve(), stat.st_mtime_ns, stat.st_size)
     tiling = f"-{detector.rules}" if isinstance(detector, TiledDetector) else ""
-    return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}{tiling}.pkl"
+    return CACHE / f"{digest}-{clip.set.replace('/', '_')}-{clip.name}-{conf:g}-{iou:g}-{rate:g}fps{tiling}.pkl"
 
 
 def _daemon(verify: bool | None, model: Path, tiles: int | None = None):  # type: ignore[no-untyped-def]
@@ -167,12 +196,12 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
     conf = settings.conf_threshold if conf is None else conf
     tiles = daemon.detector_tiles
     detector = tiled(Detector(model, conf_threshold=conf, iou_threshold=settings.iou_threshold, threads=threads), tiles)
-    detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold, detector)
-                              if cache else None)
     if len(clip.frames) == 1:
-        source, fps = clip.frames[0], None
+        source, fps = clip.frames[0], daemon.source_fps
     else:
-        source, fps = link_folder(clip.frames, work / clip.name), clip.fps
+        source, fps = link_folder(clip.frames, work / clip.name), clip.fps or SEQUENCE_FPS
+    detector = CachedDetector(detector, _cache_path(Path(model), clip, conf, settings.iou_threshold, detector, fps)
+                              if cache else None)
     events_path = work / f"{clip.name}.jsonl"
     summary = replay(source, model=model, fps=fps, events=events_path, threads=threads, detector=detector,
                      event_config=settings.event_config, classifier=load_classifier(settings.classifier_model),
@@ -181,13 +210,16 @@ def play(clip: Clip, *, model: Path, conf: float | None = None, threads: int = 1
     events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
     started = [e for e in events if e.get("event") == "started"]
     first = started[0] if started else None
-    frame_fps = clip.fps or 10.0
+    # Onsets and alerts in the clip's own frame numbering and seconds of video: a file read at
+    # the daemon's rate skips frames, and the event's ``t`` is media time either way.
+    clip_fps = clip.fps or fps or SEQUENCE_FPS
+    alert_frame = None if first is None else round(first["t"] * clip_fps)
     delay = None
     if first is not None and clip.onset_frame is not None:
-        delay = round((first["frame"] - clip.onset_frame) / frame_fps, 2)
+        delay = round(first["t"] - clip.onset_frame / clip_fps, 2)
     return ClipResult(
         clip.name, clip.set, summary.frames, clip.onset_frame,
-        None if first is None else first["frame"], None if first is None else first["class"],
+        alert_frame, None if first is None else first["class"],
         delay, len(started), round(1000 * summary.seconds / max(summary.frames, 1), 1),
     )
 
@@ -271,7 +303,7 @@ def play_stills(model: Path, *, conf: float | None = None, verify: bool | None =
             bar.update(1)
             clip = Clip(path.name, "stills", (path,), SEQUENCE_FPS, None)
             cached = CachedDetector(detector, _cache_path(Path(model), clip, STILL_BASE_CONF, settings.iou_threshold,
-                                                          detector) if cache else None)
+                                                          detector, SEQUENCE_FPS) if cache else None)
             if cached.cached is None and not len(detector(cv2.imread(str(path)))):
                 continue  # never boxed, even at 0.1: it cannot alert
             tracker, verifier = Tracker(), load_verifier(daemon)

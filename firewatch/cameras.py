@@ -40,7 +40,7 @@ class CameraConfig(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
     source: str = Field(min_length=1)
     # Live sources: at most this many frames a second are analysed; files: one frame in
-    # round(file_fps / fps); image folders: played at this rate.
+    # round(file_fps / fps); image folders: played at this rate. None: FIREWATCH_SOURCE_FPS.
     fps: float | None = Field(None, gt=0)
     zones: list[ZoneConfig] = Field(default_factory=list)
     detect_confidence: float | None = Field(None, gt=0, lt=1)

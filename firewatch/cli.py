@@ -231,7 +231,9 @@ def history(limit: int, since: str | None, class_name: str | None) -> None:
 @click.option("--out-video", type=click.Path(path_type=Path), default=None)
 @click.option("--events", type=click.Path(path_type=Path), default=None, help="JSON-lines output.")
 @click.option("--snapshots", type=click.Path(path_type=Path), default=None)
-@click.option("--fps", type=float, default=None, help="Frame rate for image folders.")
+@click.option("--fps", type=float, default=None,
+              help="Frame rate of an image folder; a faster video file is read at this rate (every n-th "
+                   "frame). Default: FIREWATCH_SOURCE_FPS, as the daemon.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_friendly_errors
 def detect(source: str, model: Path | None, out_video: Path | None, events: Path | None,

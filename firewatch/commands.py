@@ -28,7 +28,8 @@ def detect_command(settings: Settings, source: str, model: Path | None, out_vide
             out_video=out_video,
             events=events,
             snapshots=snapshots,
-            fps=fps,
+            # A video file is read as the daemon reads it: its verification counts frames at this rate.
+            fps=settings.source_fps if fps is None else fps,
             camera=settings.camera_name if settings.camera_name != "camera" else None,
             event_config=event_config(settings),
             classifier=load_classifier(settings.classifier_model),

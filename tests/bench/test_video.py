@@ -9,6 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import pytest
+
 from bench.video import ClipResult, summarize, table, video_clips, sequence_clips
 from firewatch.config import OPERATING_POINTS
 from firewatch.paths import REPO_ROOT, SHIPPED_DETECTOR, data_root
@@ -120,9 +123,61 @@ def test_tiles_are_part_of_the_cache_key_and_still_alert_the_fireplace(tmp_path:
 
     clip = next(c for c in video_clips(data_root()) if c.name == "navid__fire4")
     whole = Detector(SHIPPED_DETECTOR, conf_threshold=0.15, iou_threshold=0.5, threads=1)
-    keys = {_cache_path(SHIPPED_DETECTOR, clip, 0.15, 0.5, d) for d in
+    keys = {_cache_path(SHIPPED_DETECTOR, clip, 0.15, 0.5, d, 10.0) for d in
             (whole, TiledDetector(whole, 2), TiledDetector(whole, 2, clear_fire=0.7), TiledDetector(whole, 3))}
-    assert len(keys) == 4
+    assert len(keys | {_cache_path(SHIPPED_DETECTOR, clip, 0.15, 0.5, whole, 5.0)}) == 5
+
+
+def _write_slowed(source: Path, out: Path, repeat: int) -> int:
+    """``source`` with each frame written ``repeat`` times at ``repeat`` x its rate: the same
+    seconds of video in more frames. Returns the frame count written."""
+    capture = cv2.VideoCapture(str(source))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    writer, count = None, 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*"mp4v"), fps * repeat, frame.shape[1::-1])
+        for _ in range(repeat):
+            writer.write(frame)
+            count += 1
+    capture.release()
+    writer.release()
+    return count
+
+
+def test_a_faster_file_is_read_at_the_daemons_rate_and_timed_in_its_own_frames(tmp_path: Path) -> None:
+    from bench.video import run
+
+    shared = next(c for c in video_clips(data_root()) if c.name == "navid__fire2")
+    videos = tmp_path / "data" / "videos"
+    videos.mkdir(parents=True)
+    frames = _write_slowed(shared.frames[0], videos / "fire2-30fps.mp4", 3)
+    # no fps column: the file's own rate converts the onset frame to seconds
+    (videos / "labels.csv").write_text(
+        f"file,fire_free,fire_onset_frame\nfire2-30fps.mp4,0,{3 * shared.onset_frame}\n")
+    fast = run(SHIPPED_DETECTOR, root=tmp_path / "data", cache=False)
+    slow = run(SHIPPED_DETECTOR, names=["navid__fire2"], cache=False)
+    assert [r.clip for r in fast] == ["fire2-30fps"] and fast[0].delay_s is not None
+    # every third frame of the 30 FPS file is a frame of the 10 FPS one: the same replay
+    assert fast[0].frames == slow[0].frames == -(-frames // 3)
+    assert fast[0].delay_s == slow[0].delay_s
+    assert fast[0].first_alert_frame == 3 * slow[0].first_alert_frame
+
+
+def test_a_labels_row_without_its_onset_is_a_one_line_error(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "clip.mp4").write_bytes(b"")
+    (videos / "labels.csv").write_text("file,fire_free,fire_onset_frame,fps\nclip.mp4,0,,10\n")
+    with pytest.raises(ValueError, match="clip.mp4 is not fire_free but has no fire_onset_frame"):
+        video_clips(tmp_path)
+    (videos / "labels.csv").write_text("file,fire_free,fire_onset_frame,fps\nother.mp4,1,,10\n")
+    with pytest.raises(FileNotFoundError, match="names other.mp4"):
+        video_clips(tmp_path)
+    assert video_clips(tmp_path / "nowhere") == []
 
 
 def test_stills_fire_free_leaves_the_fire_photos_out(tmp_path: Path) -> None:
