@@ -8,6 +8,11 @@ listing each of them ``repeats`` times more weighs them up in the next fine-tune
 picture still teaches smoke; but its repeats weigh smoke up too, which ``unlabelled_only``
 avoids by keeping the images without any label. The folder holds links and label files, never
 copies of the data.
+
+``positives`` mines the other side of the same trade-off: train images with a fire label on
+which the detector puts no fire box at ``conf`` (a stricter threshold than the daemon's, the one
+the image-level target needs), repeated likewise. A run that only learns the negatives scores
+small, lamp-like flames lower everywhere; weighing up the fires it under-scores pushes back.
 """
 from __future__ import annotations
 
@@ -17,22 +22,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from training.classifier_data import split_files
+from training.evaluate import COVER, GroundTruth
 from vision.detectors import Detector
+from vision.geometry import box_cover_matrix
 
 log = logging.getLogger(__name__)
 
 FIRE_CLASS = 0
 CONF = 0.15  # the daemon's threshold with verification on
+POSITIVE_CONF = 0.3  # where the shipped detector flags about 3 % of fire-free images
 REPEATS = 3
 
 
 @dataclass(frozen=True)
 class Mined:
     folder: Path  # the YOLO root: images/train and labels/train below it
-    fire_free: int  # train images considered: without a fire label (without any, unlabelled_only)
-    flagged: int  # of those, the ones the detector calls fire
+    considered: int  # train images looked at: without a fire label (without any, unlabelled_only;
+    # with a fire label, positives)
+    flagged: int  # of those, the ones the detector gets wrong: calls fire (positives: misses it)
     written: int  # flagged x repeats
 
 
@@ -46,26 +56,38 @@ def _has_fire(lines: list[str]) -> bool:
     return any(int(line.split()[0]) == FIRE_CLASS for line in lines)
 
 
+def _misses_fire(dets, label: Path, shape: tuple[int, int]) -> bool:  # type: ignore[no-untyped-def]
+    """No fire box lies on a labelled fire (intersection >= COVER of the smaller box)."""
+    truth = GroundTruth.read(label, shape)
+    fires = truth.xyxy[truth.class_id == FIRE_CLASS]
+    boxes = dets.xyxy[dets.class_id == FIRE_CLASS]
+    return not len(boxes) or not (box_cover_matrix(boxes, fires) >= COVER).any()
+
+
 def mine(data: Path, model: Path, out: Path, conf: float = CONF, repeats: int = REPEATS,
-         limit: int | None = None, unlabelled_only: bool = False) -> Mined:
+         limit: int | None = None, unlabelled_only: bool = False, positives: bool = False) -> Mined:
     """Write ``repeats`` links (and label files) per flagged fire-free train image of ``data``
-    (with ``unlabelled_only``, per flagged image without any label)."""
+    (with ``unlabelled_only``, per flagged image without any label; with ``positives``, per
+    fire-labelled image whose fires get no box)."""
     detector = Detector(model, conf_threshold=conf, iou_threshold=0.5)
     images, labels = out / "images" / "train", out / "labels" / "train"
     images.mkdir(parents=True, exist_ok=True)
     labels.mkdir(parents=True, exist_ok=True)
-    fire_free = flagged = 0
+    considered = flagged = 0
     for rel in split_files(data, "train", limit):
         source = (data / "images" / rel).resolve()
-        lines = _label_lines(data / "labels" / Path(rel).with_suffix(".txt"))
-        if _has_fire(lines) or (unlabelled_only and lines):
+        label = data / "labels" / Path(rel).with_suffix(".txt")
+        lines = _label_lines(label)
+        if _has_fire(lines) != positives or (unlabelled_only and lines):
             continue
         img = cv2.imread(str(source), cv2.IMREAD_COLOR)
         if img is None:
             log.warning("unreadable %s", source)
             continue
-        fire_free += 1
-        if not (detector(img).class_id == FIRE_CLASS).any():
+        considered += 1
+        dets = detector(img)
+        wrong = _misses_fire(dets, label, img.shape[:2]) if positives else (dets.class_id == FIRE_CLASS).any()
+        if not wrong:
             continue
         flagged += 1
         stem = Path(rel).with_suffix("").as_posix().replace("/", "__")
@@ -75,9 +97,9 @@ def mine(data: Path, model: Path, out: Path, conf: float = CONF, repeats: int = 
             if not link.is_symlink():
                 link.symlink_to(source)
             (labels / f"{name}.txt").write_text("".join(f"{line}\n" for line in lines))
-    log.info("%d of %d fire-free train images flagged at %.2f; %d links in %s",
-             flagged, fire_free, conf, flagged * repeats, images)
-    return Mined(out, fire_free, flagged, flagged * repeats)
+    log.info("%d of %d %s train images %s at %.2f; %d links in %s", flagged, considered,
+             "fire" if positives else "fire-free", "missed" if positives else "flagged", conf, flagged * repeats, images)
+    return Mined(out, considered, flagged, flagged * repeats)
 
 
 if __name__ == "__main__":
@@ -88,10 +110,14 @@ if __name__ == "__main__":
     parser.add_argument("--data", type=Path, default=None, help="YOLO dataset (default: $FIREWATCH_DATA/fire)")
     parser.add_argument("--model", type=Path, default=Path("models/fire-detector.onnx"))
     parser.add_argument("--out", type=Path, default=Path("runs/data/hard-negatives"))
-    parser.add_argument("--conf", type=float, default=CONF)
+    parser.add_argument("--conf", type=float, default=None,
+                        help=f"detection threshold (default {CONF}; with --positives {POSITIVE_CONF})")
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--unlabelled-only", action="store_true",
                         help="only images without any label: smoke-only pictures would weigh smoke up too")
+    parser.add_argument("--positives", action="store_true",
+                        help="the fire images whose fires get no box instead (hard positives)")
     args = parser.parse_args()
-    print(mine(args.data or data_root() / "fire", args.model, args.out, args.conf, args.repeats,
-               unlabelled_only=args.unlabelled_only))
+    conf = args.conf if args.conf is not None else POSITIVE_CONF if args.positives else CONF
+    print(mine(args.data or data_root() / "fire", args.model, args.out, conf, args.repeats,
+               unlabelled_only=args.unlabelled_only, positives=args.positives))
