@@ -476,7 +476,9 @@ if __name__ == "__main__":  # used to launch long background runs: python -m tra
     parser.add_argument("--fire-only", type=Path, action="append", default=[],
                         help="a YOLO folder whose smoke is not labelled (e.g. $FIREWATCH_DATA/fire-extra); repeatable")
     parser.add_argument("--negatives", type=Path, action="append", default=[],
-                        help="a YOLO folder of fire-free images (python -m training.video_negatives); repeatable")
+                        help="a YOLO folder added to train with its labels as they are: fire-free frames "
+                             "(python -m training.video_negatives) or mined images (python -m "
+                             "training.hard_negatives [--positives]); repeatable")
     parser.add_argument("--distill-from", type=Path, default=None,
                         help="teacher checkpoint (.pt) for ultralytics' feature distillation, e.g. v2's for a v1 student")
     parser.add_argument("--multi-scale", type=float, default=0.0,
