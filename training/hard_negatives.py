@@ -12,7 +12,8 @@ copies of the data.
 ``positives`` mines the other side of the same trade-off: train images with a fire label on
 which the detector puts no fire box at ``conf`` (a stricter threshold than the daemon's, the one
 the image-level target needs), repeated likewise. A run that only learns the negatives scores
-small, lamp-like flames lower everywhere; weighing up the fires it under-scores pushes back.
+small, lamp-like flames lower everywhere; the fires it under-scores, weighed up beside them, are
+meant to hold those scores (models/fire-detector-v2.md, "Session 23", measures how far they do).
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from training.classifier_data import split_files
 from training.evaluate import COVER, GroundTruth
