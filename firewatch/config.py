@@ -313,9 +313,12 @@ class Settings(BaseSettings):
 
     @property
     def camera_configs(self) -> list[CameraConfig]:
-        """The cameras to watch: the file's, or the one from ``FIREWATCH_CAMERA_*``."""
-        cameras = list(self.cameras) or [CameraConfig(name=self.camera_name.strip() or "camera",
-                                                      source=self.camera_source, fps=self.source_fps)]
+        """The cameras to watch: the file's, or the one from ``FIREWATCH_CAMERA_*``. A camera
+        without ``fps`` runs at ``FIREWATCH_SOURCE_FPS``: the verification counts its window in
+        frames (15 = 1.5 s at 10 FPS), so a 30 FPS feed must not be judged over half a second."""
+        cameras = [camera if camera.fps else camera.model_copy(update={"fps": self.source_fps})
+                   for camera in self.cameras] or [CameraConfig(name=self.camera_name.strip() or "camera",
+                                                                source=self.camera_source, fps=self.source_fps)]
         if self.role != "edge":
             return cameras
         # An edge shares the database with others: its cameras are named for where they are.

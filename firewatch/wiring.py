@@ -115,10 +115,7 @@ def build_pipelines(
         detector = tiled(YoloDetector(runtime, conf_threshold=camera.detect_confidence or settings.detect_confidence,
                                       iou_threshold=settings.nms_iou, name=f"{settings.detector_model.name} ({camera.name})"),
                          camera.tiles or settings.detector_tiles, zones=zones)
-        # Every source is analysed at one rate: the verification counts its windows in frames
-        # (15 = 1.5 s at 10 FPS), so a 30 FPS feed must not be judged over half a second.
-        rate = camera.fps or settings.source_fps
-        source = open_source(camera.source, fps=rate, name=camera.name, realtime=True)
+        source = open_source(camera.source, fps=camera.fps, name=camera.name, realtime=True)
         pipelines[camera.name] = Pipeline(
             source,
             detector,
@@ -130,7 +127,7 @@ def build_pipelines(
             backoff=Backoff(),
             flush_at_end=True,
             zones=zones,
-            max_fps=rate,
+            max_fps=camera.fps,
             verifier=load_verifier(settings),
             clips=ClipConfig(after_s=settings.alert_clip_after_s) if settings.alert_clip else None,
         )

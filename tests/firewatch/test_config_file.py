@@ -74,7 +74,8 @@ def test_yaml_and_toml_give_the_same_cameras(tmp_path: Path, name: str, text: st
         "kitchen", "rtsp://10.0.0.5/stream", 5, 0.5)
     (zone,) = kitchen.zone_values()
     assert zone.name == "fireplace" and zone.points[2] == (0.3, 0.9)
-    assert (porch.name, porch.source, porch.fps, porch.zones) == ("porch", "0", None, [])
+    # no fps of its own: FIREWATCH_SOURCE_FPS, the rate the verification is fitted at
+    assert (porch.name, porch.source, porch.fps, porch.zones) == ("porch", "0", 10.0, [])
     assert settings.detect_confidence == 0.3
 
 
