@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from training.evaluate import GroundTruth, dataset_names, find_samples
 from vision.detectors import Detector
+from vision.types import Detections
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,13 @@ class FalseAlarm:
     scores: tuple[float, ...]  # of the fire boxes, highest first
 
 
-def find_false_alarms(data: str | Path, model: str | Path, conf: float = 0.25,
-                      split: str = "val") -> tuple[list[FalseAlarm], list[np.ndarray]]:
-    """The fire-free images flagged as fire, and each drawn as a tile."""
-    detector = Detector(model, conf_threshold=conf, threads=1)
+def flagged_fire_free(data: str | Path, model: str | Path, conf: float = 0.25, split: str = "val",
+                      threads: int = 1) -> Iterator[tuple[Path, np.ndarray, GroundTruth, Detections]]:
+    """Each image of ``split`` without a fire label on which the detector finds fire at ``conf``:
+    its path, pixels, labels and fire boxes (best first)."""
+    detector = Detector(model, conf_threshold=conf, threads=threads)
     names = dataset_names(data) or detector.names
     fire = next(k for k, v in names.items() if v == "fire")
-    alarms: list[FalseAlarm] = []
-    tiles: list[np.ndarray] = []
     for sample in find_samples(data, split):
         image = cv2.imread(str(sample.image))
         if image is None:
@@ -54,10 +55,17 @@ def find_false_alarms(data: str | Path, model: str | Path, conf: float = 0.25,
             continue
         dets = detector(image)
         dets = dets[dets.class_id == fire]
-        if not len(dets):
-            continue
-        order = np.argsort(-dets.confidence)
-        alarms.append(FalseAlarm(sample.image, tuple(round(float(c), 3) for c in dets.confidence[order])))
+        if len(dets):
+            yield sample.image, image, truth, dets[np.argsort(-dets.confidence)]
+
+
+def find_false_alarms(data: str | Path, model: str | Path, conf: float = 0.25,
+                      split: str = "val") -> tuple[list[FalseAlarm], list[np.ndarray]]:
+    """The fire-free images flagged as fire, and each drawn as a tile."""
+    alarms: list[FalseAlarm] = []
+    tiles: list[np.ndarray] = []
+    for path, image, truth, dets in flagged_fire_free(data, model, conf, split):
+        alarms.append(FalseAlarm(path, tuple(round(float(c), 3) for c in dets.confidence)))
         tiles.append(_draw(image, truth, dets))
     return alarms, tiles
 
