@@ -185,12 +185,28 @@ def apply(data: Path, verdicts: Sequence[Verdict], out: Path, negatives_dir: Pat
             if not link.is_symlink():
                 link.symlink_to(sample.image.resolve())
             (labels / f"{sample.image.stem}.txt").write_text("".join(f"{line}\n" for line in lines if line.strip()))
+    _write_manifest(data, out, {(v.split, v.image) for v in verdicts if v.verdict == FIRE})
     names = dataset_names(data) or {FIRE_CLASS: "fire", 1: "smoke"}
     (out / "data.yaml").write_text(f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n"
                                    + "".join(f"  {k}: {v}\n" for k, v in sorted(names.items())))
     log.info("%s: left out %d train and %d val images that show flames; %d audited negatives x %d in %s",
              out, left_out["train"], left_out["val"], negatives, repeats, negatives_dir)
     return Applied(out, left_out, negatives)
+
+
+def _write_manifest(data: Path, out: Path, left_out: set[tuple[str, str]]) -> None:
+    """The source's ``manifest.csv`` (groups, sizes) without the left-out rows, for the tools that read it."""
+    source = data / "manifest.csv"
+    if not source.exists():
+        return
+    with source.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = [r for r in reader if (r["split"], Path(r["file"]).name) not in left_out]
+        fields = reader.fieldnames or []
+    with (out / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> object:

@@ -37,6 +37,12 @@ def tiny(tmp_path: Path) -> Path:
             (root / "images" / split / name).symlink_to((FIRE / "images" / "val" / name).resolve())
             label = FIRE / "labels" / "val" / name.replace(".jpg", ".txt")
             (root / "labels" / split / label.name).write_text(label.read_text() if label.exists() else "")
+    rows = [r for r in csv.DictReader((FIRE / "manifest.csv").open()) if r["file"] in {f"val/{n}" for n in names}]
+    with (root / "manifest.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, rows[0].keys())
+        writer.writeheader()
+        for split in ("train", "val"):
+            writer.writerows({**r, "split": split, "file": r["file"].replace("val/", f"{split}/")} for r in rows)
     (root / "data.yaml").write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: fire\n  1: smoke\n")
     return root
 
@@ -80,6 +86,8 @@ def test_apply_leaves_out_the_flames_and_links_the_real_false_alarms(tiny: Path,
         kept = {p.name for p in (out / "images" / split).iterdir()}
         assert FIREPLACE not in kept and SUNSET in kept and len(kept) == 4
         assert {p.stem for p in (out / "labels" / split).iterdir()} == {Path(n).stem for n in kept}
+    manifest = [r["file"] for r in csv.DictReader((out / "manifest.csv").open())]
+    assert "val/" + FIREPLACE not in manifest and "val/" + SUNSET in manifest
     fire = _fire_image()
     assert (out / "labels" / "val" / fire.replace(".jpg", ".txt")).read_text().split() == \
         (FIRE / "labels" / "val" / fire.replace(".jpg", ".txt")).read_text().split()
