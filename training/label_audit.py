@@ -12,6 +12,9 @@ writes a corrected copy of the dataset (links and label files, never copies of t
     # omit) or `no` (a real false alarm: a lamp, a sunset, a glowing sky)
     python -m training.label_audit apply --audit runs/audit/val/audit.csv --audit runs/audit/train/audit.csv
 
+The verdicts behind the model card's audited figures are models/report/detector-v2/label-audit-{val,train}.csv
+(the shipped detector's flags at 0.15).
+
 ``apply`` writes ``runs/data/fire-audited``, the dataset without the images audited ``fire``:
 val's image-level rates then count only images whose labels hold, and training no longer learns
 those flames as background. (The detector's boxes are not added as fire labels instead: they
