@@ -66,11 +66,12 @@ def find_false_alarms(data: str | Path, model: str | Path, conf: float = 0.25,
     tiles: list[np.ndarray] = []
     for path, image, truth, dets in flagged_fire_free(data, model, conf, split):
         alarms.append(FalseAlarm(path, tuple(round(float(c), 3) for c in dets.confidence)))
-        tiles.append(_draw(image, truth, dets))
+        tiles.append(cv2.resize(draw(image, truth, dets), TILE, interpolation=cv2.INTER_AREA))
     return alarms, tiles
 
 
-def _draw(image: np.ndarray, truth: GroundTruth, dets) -> np.ndarray:  # type: ignore[no-untyped-def]
+def draw(image: np.ndarray, truth: GroundTruth, dets: Detections) -> np.ndarray:
+    """``image`` (drawn on in place) with its labels in blue and its fire boxes in red, with scores."""
     thick = max(2, round(max(image.shape[:2]) / 300))
     for box in truth.xyxy:
         cv2.rectangle(image, _pt(box[:2]), _pt(box[2:]), LABEL_BOX, thick)
@@ -78,7 +79,7 @@ def _draw(image: np.ndarray, truth: GroundTruth, dets) -> np.ndarray:  # type: i
         cv2.rectangle(image, _pt(box[:2]), _pt(box[2:]), FIRE_BOX, thick)
         cv2.putText(image, f"{score:.2f}", (int(box[0]), int(box[1]) + 12 * thick), cv2.FONT_HERSHEY_SIMPLEX,
                     thick / 3, FIRE_BOX, thick)
-    return cv2.resize(image, TILE, interpolation=cv2.INTER_AREA)
+    return image
 
 
 def _pt(xy: np.ndarray) -> tuple[int, int]:
@@ -86,8 +87,8 @@ def _pt(xy: np.ndarray) -> tuple[int, int]:
 
 
 def sheet(tiles: list[np.ndarray], columns: int = COLUMNS) -> np.ndarray:
-    """Tiles in rows of ``columns``, the last row padded with black."""
-    blank = np.zeros((TILE[1], TILE[0], 3), np.uint8)
+    """Tiles of one size in rows of ``columns``, the last row padded with black."""
+    blank = np.zeros_like(tiles[0])
     padded = tiles + [blank] * (-len(tiles) % columns)
     return np.vstack([np.hstack(padded[i:i + columns]) for i in range(0, len(padded), columns)])
 

@@ -13,7 +13,7 @@ writes a corrected copy of the dataset (links and label files, never copies of t
     python -m training.label_audit apply --audit runs/audit/val/audit.csv --audit runs/audit/train/audit.csv
 
 The verdicts behind the model card's audited figures are models/report/detector-v2/label-audit-{val,train}.csv
-(the shipped detector's flags at 0.15).
+(the flags at 0.15 of the session-15 detector, the one shipped when they were made).
 
 ``apply`` writes ``runs/data/fire-audited``, the dataset without the images audited ``fire``:
 val's image-level rates then count only images whose labels hold, and training no longer learns
@@ -37,8 +37,9 @@ import cv2
 import numpy as np
 
 from training.evaluate import GroundTruth, dataset_names, find_samples
-from training.false_alarm_sheet import flagged_fire_free
+from training.false_alarm_sheet import FIRE_BOX, draw, flagged_fire_free, sheet
 from training.hard_negatives import FIRE_CLASS, link_repeats
+from vision.types import Detections
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,12 @@ FIELDS = ("sheet", "number", "split", "image", "scores", "boxes", "verdict")
 PER_SHEET = 20
 COLUMNS = 5
 PANEL = 240  # px: the whole image, then a zoom on its best fire box, side by side
-BOX, LABEL = (0, 0, 255), (255, 0, 0)
 
 
 @dataclass(frozen=True)
 class Flagged:
     """A fire-free image with fire boxes at the threshold; boxes normalised xyxy, best first."""
 
-    split: str
     image: Path
     scores: tuple[float, ...]
     boxes: tuple[tuple[float, float, float, float], ...]
@@ -73,27 +72,19 @@ def flagged_images(data: Path, model: Path, split: str, conf: float) -> Iterable
         h, w = image.shape[:2]
         boxes = tuple(tuple(round(float(v), 4) for v in box / [w, h, w, h]) for box in dets.xyxy)
         scores = tuple(round(float(c), 3) for c in dets.confidence)
-        yield Flagged(split, path, scores, boxes), _tile(image, truth, dets.xyxy, scores)  # type: ignore[arg-type]
+        yield Flagged(path, scores, boxes), _tile(image, truth, dets)  # type: ignore[arg-type]
 
 
-def _tile(image: np.ndarray, truth: GroundTruth, boxes: np.ndarray, scores: Sequence[float]) -> np.ndarray:
+def _tile(image: np.ndarray, truth: GroundTruth, dets: Detections) -> np.ndarray:
     """The whole image with labels and boxes, and beside it a zoom on the best box and its surroundings."""
     h, w = image.shape[:2]
-    x1, y1, x2, y2 = boxes[0]
+    x1, y1, x2, y2 = dets.xyxy[0]
     side = max(x2 - x1, y2 - y1) * 2.5 + 16
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     zx1, zy1 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
     zoom = image[zy1:int(min(h, cy + side / 2)), zx1:int(min(w, cx + side / 2))].copy()
-    cv2.rectangle(zoom, (int(x1) - zx1, int(y1) - zy1), (int(x2) - zx1, int(y2) - zy1), BOX, 1)
-    drawn = image.copy()
-    thick = max(1, round(max(h, w) / 250))
-    for box in truth.xyxy:
-        cv2.rectangle(drawn, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), LABEL, thick)
-    for box, score in zip(boxes, scores):
-        cv2.rectangle(drawn, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), BOX, thick)
-    whole = _fit(drawn, PANEL)
-    cv2.putText(whole, f"{scores[0]:.2f}", (4, PANEL - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5, BOX, 1)
-    return np.hstack([whole, _fit(zoom, PANEL)])
+    cv2.rectangle(zoom, (int(x1) - zx1, int(y1) - zy1), (int(x2) - zx1, int(y2) - zy1), FIRE_BOX, 1)
+    return np.hstack([_fit(draw(image.copy(), truth, dets), PANEL), _fit(zoom, PANEL)])
 
 
 def _fit(image: np.ndarray, side: int) -> np.ndarray:
@@ -116,25 +107,17 @@ def _numbered(tile: np.ndarray, number: int) -> np.ndarray:
 def write_sheets(data: Path, model: Path, split: str, conf: float, out: Path) -> Path:
     """Numbered sheets of ``split``'s flagged fire-free images and ``audit.csv`` to fill in; returns the CSV."""
     out.mkdir(parents=True, exist_ok=True)
-    rows, tiles = [], []
-
-    def flush() -> None:
-        if tiles:
-            blank = np.zeros_like(tiles[0])
-            padded = tiles + [blank] * (-len(tiles) % COLUMNS)
-            grid = np.vstack([np.hstack(padded[i:i + COLUMNS]) for i in range(0, len(padded), COLUMNS)])
-            cv2.imwrite(str(out / f"sheet-{len(rows) // PER_SHEET + (len(rows) % PER_SHEET > 0):02d}.png"), grid)
-            tiles.clear()
-
+    rows: list[dict] = []
+    tiles: list[np.ndarray] = []
     for flagged, tile in flagged_images(data, model, split, conf):
         number = len(rows) + 1
         rows.append({"sheet": (number - 1) // PER_SHEET + 1, "number": number, "split": split,
                      "image": flagged.image.name, "scores": " ".join(f"{s:.3f}" for s in flagged.scores),
                      "boxes": " ".join(",".join(f"{v:.4f}" for v in box) for box in flagged.boxes), "verdict": ""})
         tiles.append(_numbered(tile, number))
-        if len(tiles) == PER_SHEET:
-            flush()
-    flush()
+    for first in range(0, len(tiles), PER_SHEET):
+        grid = sheet(tiles[first:first + PER_SHEET], COLUMNS)
+        cv2.imwrite(str(out / f"sheet-{first // PER_SHEET + 1:02d}.png"), grid)
     csv_path = out / "audit.csv"
     with csv_path.open("w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
